@@ -1,0 +1,198 @@
+"""The ``plastic-rl`` command line: train, evaluate, bench, demo.
+
+Each trainer module (``plastic_rl.agents.a2c``, ``plastic_rl.agents.es``) exposes
+``Config`` (a dataclass) and ``train(config, run_dir, resume=False) -> dict``.
+A config comes from a preset (``--preset``) or a YAML file (``--config``), then
+the flags override its fields; ``--resume RUN_DIR`` reloads the run's own
+config. Every user error ends with one sentence on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from plastic_rl.config import ConfigError, config_from_dict, load_yaml
+from plastic_rl.runs import CONFIG_FILE, RunDirError
+
+from plastic_rl.agents.presets import PRESETS, TRAINERS
+
+# CLI flag (argparse dest) -> config field. A flag the chosen trainer's Config lacks is an error.
+OVERRIDE_FLAGS = {
+    "modulation": "modulation",
+    "seed": "seed",
+    "iterations": "iterations",
+    "generations": "generations",
+    "algorithm": "algorithm",
+    "popsize": "popsize",
+    "num_actors": "num_actors",
+    "episode_length": "episode_length",
+    "ray_address": "ray_address",
+    "device": "device",
+}
+# Fields a resumed run may change (how far to go, where to run); everything else must match the checkpoint.
+RESUMABLE_FIELDS = {"iterations", "generations", "num_actors", "ray_address", "device"}
+
+
+class UsageError(ValueError):
+    """Bad command-line input; the message is one sentence for the user."""
+
+
+def trainer_module(name: str):
+    """Import the module of trainer ``name`` (``a2c`` or ``es``)."""
+    if name not in TRAINERS:
+        raise UsageError(f"trainer must be one of {', '.join(sorted(TRAINERS))}; got {name!r}.")
+    return importlib.import_module(TRAINERS[name])
+
+
+def _base_config(args) -> Dict[str, Any]:
+    if args.resume:
+        if args.preset or args.config:
+            raise UsageError("--resume reloads the run's own config; do not combine it with --preset or --config.")
+        return load_yaml(Path(args.resume) / CONFIG_FILE) if (Path(args.resume) / CONFIG_FILE).is_file() else {}
+    if args.preset and args.config:
+        raise UsageError("give either --preset or --config, not both.")
+    if args.config:
+        return load_yaml(args.config)
+    name = args.preset or "maze-a2c"
+    if name not in PRESETS:
+        raise UsageError(f"--preset must be one of {', '.join(sorted(PRESETS))}; got {name!r}.")
+    return dict(PRESETS[name])
+
+
+def resolve_train_config(args) -> tuple:
+    """(trainer module, Config instance, run_dir, resume) from parsed ``train`` arguments."""
+    data = _base_config(args)
+    if args.resume and not data:
+        raise RunDirError(f"cannot resume {args.resume!r}: it has no {CONFIG_FILE}; give a folder made by 'plastic-rl train'.")
+    trainer_name = data.pop("trainer", None)
+    if trainer_name is None:
+        raise UsageError(f"the config must name a 'trainer' ({', '.join(sorted(TRAINERS))}).")
+    module = trainer_module(trainer_name)
+    fields = set(module.Config.__dataclass_fields__)
+    for flag, field in OVERRIDE_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if field not in fields:
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to the {trainer_name!r} trainer; its fields are: {', '.join(sorted(fields))}.")
+        if args.resume and field not in RESUMABLE_FIELDS and data.get(field) != value:
+            raise UsageError(f"--{flag.replace('_', '-')} cannot change when resuming; only {', '.join(sorted(RESUMABLE_FIELDS & fields))} may.")
+        data[field] = value
+    source = f"{args.resume}/{CONFIG_FILE}" if args.resume else (args.config or f"preset {args.preset or 'maze-a2c'!r}")
+    config = config_from_dict(module.Config, data, source=source)
+    run_dir = Path(args.resume or args.run_dir or default_run_dir(trainer_name))
+    return module, config, run_dir, bool(args.resume)
+
+
+def default_run_dir(trainer_name: str) -> Path:
+    """``runs/<trainer>-<n>``: the first free numbered folder."""
+    n = 0
+    while Path("runs", f"{trainer_name}-{n}").exists():
+        n += 1
+    return Path("runs", f"{trainer_name}-{n}")
+
+
+def cmd_train(args) -> int:
+    module, config, run_dir, resume = resolve_train_config(args)
+    summary = module.train(config, run_dir, resume=resume)
+    print(f"run folder: {run_dir}")
+    for key in ("final_reward", "final_fitness", "curve_png"):
+        if key in summary:
+            print(f"{key}: {summary[key]}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from plastic_rl.agents.evaluate import evaluate_run
+
+    evaluate_run(
+        args.run_dir,
+        failures=args.failures,
+        episodes=args.episodes,
+        failure_step=args.failure_step,
+        json_out=args.json,
+        seed=args.seed,
+    )
+    return 0
+
+
+def cmd_bench(args) -> int:
+    module = importlib.import_module(f"plastic_rl.agents.bench_{args.target}")
+    module.main(quick=args.quick, output=args.output)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from plastic_rl.agents.presets import DEMO
+
+    demo = dict(DEMO)
+    module = trainer_module(demo.pop("trainer"))
+    config = config_from_dict(module.Config, demo, source="the demo preset")
+    run_dir = Path(args.run_dir)
+    resume = (run_dir / CONFIG_FILE).is_file()
+    summary = module.train(config, run_dir, resume=resume)
+    print(f"demo finished: learning curve at {summary.get('curve_png', run_dir)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plastic-rl", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a policy (gradient RL or evolution strategies)")
+    train.add_argument("--preset", help=f"a built-in config: {', '.join(sorted(PRESETS))}")
+    train.add_argument("--config", help="a YAML config file (fields of the trainer's Config plus 'trainer')")
+    train.add_argument("--run-dir", help="output folder (default: runs/<trainer>-<n>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="torch device, e.g. cpu or cuda")
+    train.add_argument("--modulation", choices=["none", "simple", "retroactive"])
+    train.add_argument("--iterations", type=int, help="A2C: training iterations (batches of episodes)")
+    train.add_argument("--generations", type=int, help="ES: generations (on --resume: the new total)")
+    train.add_argument("--algorithm", help="ES: pgpe, cmaes, snes, cem or openai-es")
+    train.add_argument("--popsize", type=int, help="ES: population size")
+    train.add_argument("--num-actors", type=int, help="ES: Ray actors (0 = run in this process)")
+    train.add_argument("--episode-length", type=int, help="steps per episode")
+    train.add_argument("--ray-address", help="ES: join this Ray cluster instead of starting a local one")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="limb-failure evaluation of a trained run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--failures", default="all", help="'all', 'none', or comma-separated leg names")
+    evaluate.add_argument("--episodes", type=int, default=5)
+    evaluate.add_argument("--failure-step", type=int, default=None, help="step at which legs fail mid-episode")
+    evaluate.add_argument("--json", default=None, help="write the results to this JSON file")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    bench = sub.add_parser("bench", help="speed benchmarks")
+    bench.add_argument("target", choices=["maze", "es"])
+    bench.add_argument("--quick", action="store_true", help="a short run (seconds) instead of the full benchmark")
+    bench.add_argument("--output", default=None, help="also write the figures to this JSON file")
+    bench.set_defaults(func=cmd_bench)
+
+    demo = sub.add_parser("demo", help="train a plastic maze agent briefly and plot the learning curve")
+    demo.add_argument("--run-dir", default="runs/demo")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``plastic-rl`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ConfigError, RunDirError) as err:
+        print(f"plastic-rl: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("plastic-rl: interrupted; the last checkpoint is kept, continue with --resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""plastic-rl: neuromodulated plastic policies trained by gradient RL or evolution strategies.
+
+The core (this package) holds the plastic networks and never imports gymnasium,
+stable-baselines3, EvoTorch or Ray; environments live in :mod:`plastic_rl.envs`
+and trainers in :mod:`plastic_rl.agents`.
+"""
+
+from plastic_rl.cells import LinearState, LSTMState, PlasticLinear, PlasticLSTMCell, PlasticRNNCell, RNNState
+from plastic_rl.plasticity import MODULATIONS, RULES, Plasticity, Traces
+from plastic_rl.policies import (
+    MLPActorCritic,
+    PolicyOutput,
+    RecurrentActorCritic,
+    build_policy,
+    count_parameters,
+    match_parameter_count,
+)
+from plastic_rl.state import detach_state, flatten_state, index_state, map_state, reset_state, unflatten_state
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PlasticRNNCell",
+    "PlasticLSTMCell",
+    "PlasticLinear",
+    "RNNState",
+    "LSTMState",
+    "LinearState",
+    "Plasticity",
+    "Traces",
+    "MODULATIONS",
+    "RULES",
+    "RecurrentActorCritic",
+    "MLPActorCritic",
+    "PolicyOutput",
+    "build_policy",
+    "count_parameters",
+    "match_parameter_count",
+    "map_state",
+    "reset_state",
+    "detach_state",
+    "index_state",
+    "flatten_state",
+    "unflatten_state",
+]

@@ -1,0 +1,306 @@
+"""Plastic recurrent cells and the plastic linear layer.
+
+Every module is functional about its per-episode state::
+
+    state = module.initial_state(batch_size)   # NamedTuple of batch-first tensors
+    out, state = module(x, state)              # one time step
+    state = module.reset_state(state, done)    # zero the rows whose episode ended
+
+With ``plastic=False`` a module has no plasticity parameters at all (no alpha,
+η or modulator) and is the ordinary network: an Elman cell, ``nn.LSTMCell``, or
+``nn.Linear`` + activation. Its state keeps the same fields, with zero-width
+traces, so trainers treat both alike.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor, nn
+
+from plastic_rl import state as state_ops
+from plastic_rl.plasticity import Plasticity, Traces, check_choice, check_positive_int
+
+ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "identity": lambda x: x,
+}
+
+
+class RNNState(NamedTuple):
+    """State of :class:`PlasticRNNCell`; trace fields are ``(batch, 0)`` when unused."""
+
+    h: Tensor  #: (batch, hidden)
+    hebb: Tensor  #: (batch, hidden, hidden) [post, pre]
+    eligibility: Tensor  #: (batch, hidden, hidden) for retroactive modulation
+    theta: Tensor  #: (batch, hidden) BCM threshold
+
+
+class LSTMState(NamedTuple):
+    """State of :class:`PlasticLSTMCell`; trace fields are ``(batch, 0)`` when unused."""
+
+    h: Tensor  #: (batch, hidden)
+    c: Tensor  #: (batch, hidden)
+    hebb: Tensor  #: (batch, hidden, hidden) plastic h→g weights [post g, pre h]
+    eligibility: Tensor
+    theta: Tensor
+
+
+class LinearState(NamedTuple):
+    """State of :class:`PlasticLinear`; trace fields are ``(batch, 0)`` when unused."""
+
+    hebb: Tensor  #: (batch, out, in)
+    eligibility: Tensor
+    theta: Tensor
+
+
+def _uniform_(tensor: Tensor, fan: int) -> Tensor:
+    # torch's default RNN initialisation: U(-1/sqrt(hidden), 1/sqrt(hidden)).
+    bound = 1.0 / math.sqrt(fan)
+    return nn.init.uniform_(tensor, -bound, bound)
+
+
+class _StatefulModule(nn.Module):
+    """Shared state plumbing: device/dtype discovery, batch checks, reset."""
+
+    plasticity: Optional[Plasticity]
+
+    def _device_dtype(self):
+        p = next(self.parameters())
+        return p.device, p.dtype
+
+    def _empty_traces(self, batch_size: int) -> Traces:
+        device, dtype = self._device_dtype()
+        zero = torch.zeros(batch_size, 0, device=device, dtype=dtype)
+        return Traces(zero, zero, zero)
+
+    def _traces(self, batch_size: int) -> Traces:
+        if self.plasticity is None:
+            return self._empty_traces(batch_size)
+        return self.plasticity.initial_traces(batch_size)
+
+    def _prepare(self, x: Tensor, state, name: str):
+        if x.dim() != 2:
+            raise ValueError(f"{name} input must have shape (batch, features); got {tuple(x.shape)}.")
+        if state is None:
+            return self.initial_state(x.shape[0])
+        state_ops.check_batch_size(state, x.shape[0])
+        return state
+
+    @staticmethod
+    def reset_state(state, done: Tensor):
+        """Zero the rows of ``state`` whose episode ended (``done[b]`` true)."""
+        return state_ops.reset_state(state, done)
+
+    @property
+    def is_plastic(self) -> bool:
+        return self.plasticity is not None
+
+
+def _make_plasticity(plastic: bool, in_features: int, out_features: int, **kwargs) -> Optional[Plasticity]:
+    if not plastic:
+        # Validate the choices anyway so a typo is caught even in the baseline.
+        check_choice("modulation", kwargs["modulation"], ("none", "simple", "retroactive"))
+        check_choice("rule", kwargs["rule"], ("hebbian", "oja", "bcm", "abcd"))
+        return None
+    return Plasticity(in_features, out_features, **kwargs)
+
+
+class PlasticRNNCell(_StatefulModule):
+    """Backpropamine's plastic recurrent cell.
+
+    ``h_t = tanh(W_in x_t + b + (W + A ⊙ Hebb_{t-1}) h_{t-1})``, the trace updated
+    from pre ``h_{t-1}`` and post ``h_t``, the neuromodulator read from ``h_t``.
+    With ``alpha = 0`` (or ``plastic=False``) this is exactly an Elman RNN cell.
+
+    :param input_size: number of input features.
+    :param hidden_size: number of recurrent units.
+    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
+    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
+    :param clip: traces are clipped to ``[-clip, clip]``.
+    :param plastic: if False, no plasticity parameters are created (the non-plastic baseline).
+    :param modulator_fanout: fan the scalar modulator out to one rate per neuron.
+    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
+    :param eta_init: initial η.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        modulation: str = "simple",
+        rule: str = "hebbian",
+        clip: float = 1.0,
+        plastic: bool = True,
+        modulator_fanout: bool = False,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+    ) -> None:
+        super().__init__()
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = nn.Parameter(_uniform_(torch.empty(hidden_size, input_size), hidden_size))
+        self.weight_hh = nn.Parameter(_uniform_(torch.empty(hidden_size, hidden_size), hidden_size))
+        self.bias = nn.Parameter(_uniform_(torch.empty(hidden_size), hidden_size))
+        self.plasticity = _make_plasticity(
+            plastic, hidden_size, hidden_size, modulation=modulation, rule=rule, clip=clip,
+            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
+        )
+
+    def initial_state(self, batch_size: int) -> RNNState:
+        """Zero hidden state and traces for ``batch_size`` episodes."""
+        check_positive_int("batch_size", batch_size)
+        device, dtype = self._device_dtype()
+        return RNNState(torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype), *self._traces(batch_size))
+
+    def forward(self, x: Tensor, state: Optional[RNNState] = None):
+        """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode."""
+        state = self._prepare(x, state, "PlasticRNNCell")
+        h_prev = state.h
+        pre_activation = nn.functional.linear(x, self.weight_ih, self.bias) + h_prev @ self.weight_hh.T
+        if self.plasticity is None:
+            h = torch.tanh(pre_activation)
+            return h, state._replace(h=h)
+        traces = Traces(state.hebb, state.eligibility, state.theta)
+        h = torch.tanh(pre_activation + self.plasticity.contribution(h_prev, traces))
+        traces = self.plasticity.update(pre=h_prev, post=h, traces=traces)
+        return h, RNNState(h, *traces)
+
+
+class PlasticLSTMCell(_StatefulModule):
+    """LSTM cell whose recurrent weights into the cell candidate ``g`` are plastic.
+
+    ``g = tanh(W_xg x + b + (W_hg + A ⊙ Hebb) h_{t-1})``, ``Δ = outer(g, h_{t-1})``,
+    the neuromodulator read from ``h_t``. Parameter names and gate order (i, f, g, o)
+    follow ``torch.nn.LSTMCell``; with ``alpha = 0`` the cell equals it exactly.
+
+    :param input_size: number of input features.
+    :param hidden_size: number of LSTM units.
+    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
+    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
+    :param clip: traces are clipped to ``[-clip, clip]``.
+    :param plastic: if False, no plasticity parameters are created (a plain LSTM cell).
+    :param modulator_fanout: fan the scalar modulator out to one rate per neuron.
+    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
+    :param eta_init: initial η.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        modulation: str = "simple",
+        rule: str = "hebbian",
+        clip: float = 1.0,
+        plastic: bool = True,
+        modulator_fanout: bool = False,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+    ) -> None:
+        super().__init__()
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        h4 = 4 * hidden_size
+        self.weight_ih = nn.Parameter(_uniform_(torch.empty(h4, input_size), hidden_size))
+        self.weight_hh = nn.Parameter(_uniform_(torch.empty(h4, hidden_size), hidden_size))
+        self.bias_ih = nn.Parameter(_uniform_(torch.empty(h4), hidden_size))
+        self.bias_hh = nn.Parameter(_uniform_(torch.empty(h4), hidden_size))
+        self.plasticity = _make_plasticity(
+            plastic, hidden_size, hidden_size, modulation=modulation, rule=rule, clip=clip,
+            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
+        )
+
+    def initial_state(self, batch_size: int) -> LSTMState:
+        """Zero ``h``, ``c`` and traces for ``batch_size`` episodes."""
+        check_positive_int("batch_size", batch_size)
+        device, dtype = self._device_dtype()
+        zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+        return LSTMState(zeros, zeros.clone(), *self._traces(batch_size))
+
+    def forward(self, x: Tensor, state: Optional[LSTMState] = None):
+        """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode."""
+        state = self._prepare(x, state, "PlasticLSTMCell")
+        h_prev = state.h
+        gates = nn.functional.linear(x, self.weight_ih, self.bias_ih) + nn.functional.linear(
+            h_prev, self.weight_hh, self.bias_hh
+        )
+        i, f, g, o = gates.chunk(4, dim=1)
+        traces = Traces(state.hebb, state.eligibility, state.theta)
+        if self.plasticity is not None:
+            g = g + self.plasticity.contribution(h_prev, traces)
+        g = torch.tanh(g)
+        c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * g
+        h = torch.sigmoid(o) * torch.tanh(c)
+        if self.plasticity is not None:
+            traces = self.plasticity.update(pre=h_prev, post=g, traces=traces, modulator_signal=h)
+        return h, LSTMState(h, c, *traces)
+
+
+class PlasticLinear(_StatefulModule):
+    """Feed-forward plastic layer ``y = act((W + A ⊙ Hebb) x + b)``.
+
+    The trace is built from this layer's own input (pre) and output (post) within
+    the episode; the neuromodulator reads the output.
+
+    :param in_features: input size.
+    :param out_features: output size.
+    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
+    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
+    :param activation: ``"tanh"``, ``"relu"``, ``"sigmoid"`` or ``"identity"``.
+    :param clip: traces are clipped to ``[-clip, clip]``.
+    :param plastic: if False, no plasticity parameters are created (``nn.Linear`` + activation).
+    :param bias: whether the layer has a bias.
+    :param modulator_fanout: fan the scalar modulator out to one rate per output unit.
+    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
+    :param eta_init: initial η.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        modulation: str = "simple",
+        rule: str = "hebbian",
+        activation: str = "tanh",
+        clip: float = 1.0,
+        plastic: bool = True,
+        bias: bool = True,
+        modulator_fanout: bool = False,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+    ) -> None:
+        super().__init__()
+        check_positive_int("in_features", in_features)
+        check_positive_int("out_features", out_features)
+        check_choice("activation", activation, tuple(ACTIVATIONS))
+        self.in_features, self.out_features = in_features, out_features
+        self.activation = activation
+        linear = nn.Linear(in_features, out_features, bias=bias)  # borrow torch's initialisation
+        self.weight = nn.Parameter(linear.weight.detach().clone())
+        self.bias = nn.Parameter(linear.bias.detach().clone()) if bias else None
+        self.plasticity = _make_plasticity(
+            plastic, in_features, out_features, modulation=modulation, rule=rule, clip=clip,
+            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
+        )
+
+    def initial_state(self, batch_size: int) -> LinearState:
+        """Zero traces for ``batch_size`` episodes."""
+        check_positive_int("batch_size", batch_size)
+        return LinearState(*self._traces(batch_size))
+
+    def forward(self, x: Tensor, state: Optional[LinearState] = None):
+        """One step. Returns ``(y, new_state)``; ``state=None`` starts a new episode."""
+        state = self._prepare(x, state, "PlasticLinear")
+        pre_activation = nn.functional.linear(x, self.weight, self.bias)
+        act = ACTIVATIONS[self.activation]
+        if self.plasticity is None:
+            return act(pre_activation), state
+        traces = Traces(*state)
+        y = act(pre_activation + self.plasticity.contribution(x, traces))
+        return y, LinearState(*self.plasticity.update(pre=x, post=y, traces=traces))

@@ -1,0 +1,113 @@
+"""Dataclass configs read from YAML/dicts with one-sentence errors.
+
+Each trainer declares a dataclass whose fields explain themselves (CleanRL
+style). This module turns a dict (from a preset, a YAML file or CLI flags) into
+that dataclass, rejecting unknown fields and wrong types with a message that
+names the field and what is allowed, and writes the resolved config back out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Dict, Mapping, Type, TypeVar
+
+import yaml
+
+from plastic_rl.runs import atomic_write_text
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A config value or file is wrong; the message says which field and what is allowed."""
+
+
+def load_yaml(path: str | Path) -> Dict[str, Any]:
+    """Read a YAML mapping from ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML ({err.__class__.__name__}: {err}).") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of field: value; got {type(data).__name__}.")
+    return data
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against a field's type annotation, converting lists to tuples and ints to floats."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner[0]) if len(inner) == 1 else value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config field {name!r} must be a number; got {value!r}.")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"config field {name!r} must be an integer; got {value!r}.")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config field {name!r} must be true or false; got {value!r}.")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config field {name!r} must be a string; got {value!r}.")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config field {name!r} must be a list; got {value!r}.")
+        item = args[0] if args else Any
+        items = [_coerce(name, v, item) if item is not Any else v for v in value]
+        return tuple(items) if origin is tuple else items
+    return value
+
+
+def config_from_dict(cls: Type[C], data: Mapping[str, Any], source: str = "config") -> C:
+    """Build dataclass ``cls`` from ``data``.
+
+    :param cls: the dataclass type.
+    :param data: field values; missing fields take their defaults.
+    :param source: where ``data`` came from, for error messages.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown field {unknown[0]!r} in {source}; allowed fields are: {', '.join(sorted(fields))}."
+        )
+    hints = typing.get_type_hints(cls)
+    values = {name: _coerce(name, value, hints[name]) for name, value in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def config_to_dict(config: Any) -> Dict[str, Any]:
+    """A plain, YAML-safe dict of a dataclass config (tuples become lists)."""
+
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))

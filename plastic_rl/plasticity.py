@@ -1,0 +1,197 @@
+"""Learning rules, neuromodulation and trace updates shared by every plastic module.
+
+Orientation convention (the same as ``torch.nn.Linear``): a plastic connection
+matrix has shape ``(out, in)`` = ``(post, pre)``; the per-episode trace ``hebb``
+has shape ``(batch, out, in)``; the plastic contribution to a pre-activation is
+``((alpha * hebb) @ pre)`` per batch row.
+
+A module owns a :class:`Plasticity` object, which holds the learned plasticity
+parameters (alpha, eta, modulator, rule coefficients) and knows how to turn
+(pre, post, old traces) into new traces. Only the parameters the configuration
+uses are created, so evolution strategies never search dead dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor, nn
+
+MODULATIONS = ("none", "simple", "retroactive")
+RULES = ("hebbian", "oja", "bcm", "abcd")
+
+
+def check_choice(name: str, value: object, allowed: tuple) -> None:
+    """Raise ``ValueError`` naming ``name`` and the allowed values if ``value`` is not one of them."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
+
+
+def check_positive_int(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+class Traces(NamedTuple):
+    """The per-episode plastic state of one plastic weight matrix.
+
+    Unused fields are zero-width tensors ``(batch, 0)`` so that every state is a
+    plain tuple of batch-first tensors that can be sliced, stored and reset
+    uniformly.
+    """
+
+    hebb: Tensor  #: (batch, out, in) Hebbian trace, clipped to [-clip, clip]
+    eligibility: Tensor  #: (batch, out, in) for retroactive modulation, else (batch, 0)
+    theta: Tensor  #: (batch, out) BCM sliding threshold, else (batch, 0)
+
+
+class Plasticity(nn.Module):
+    """Plastic parameters and trace update of one ``(out, in)`` connection matrix.
+
+    Trace updates, selected by ``modulation`` (``M`` is the neuromodulator, ``Δ`` the rule's product):
+
+    - ``none``:        ``hebb ← clip(hebb + η Δ)``, η a learned scalar
+    - ``simple``:      ``hebb ← clip(hebb + M Δ)``
+    - ``retroactive``: ``hebb ← clip(hebb + M E_old)``, ``E ← (1 − η) E + η Δ``
+
+    Rules (``x`` = pre, ``y`` = post; indices ``[j, i]`` = ``[post, pre]``):
+
+    - ``hebbian``: ``Δ_ji = y_j x_i``
+    - ``oja``:     ``Δ_ji = y_j (x_i − y_j hebb_ji)``
+    - ``bcm``:     ``Δ_ji = x_i y_j (y_j − θ_j)``, ``θ ← (1 − τ) θ + τ y²`` (θ from before this step)
+    - ``abcd``:    ``Δ_ji = A_ji x_i y_j + B_ji x_i + C_ji y_j + D_ji`` (per-synapse coefficients)
+
+    :param in_features: number of presynaptic units.
+    :param out_features: number of postsynaptic units.
+    :param modulation: one of ``MODULATIONS``.
+    :param rule: one of ``RULES``.
+    :param clip: traces are clipped to ``[-clip, clip]``.
+    :param modulator_size: size of the signal the neuromodulator reads (usually ``out_features``).
+    :param modulator_fanout: if True, the scalar modulator is fanned out to one rate per
+        post-neuron by a learned 1→N map (Backpropamine's ``modfanout``).
+    :param alpha_init: alpha is initialised to ``alpha_init * U[0, 1]``.
+    :param eta_init: initial value of the learned η (plasticity rate or eligibility decay).
+    :param bcm_tau: rate of the BCM threshold's running mean (not learned).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        modulation: str = "simple",
+        rule: str = "hebbian",
+        clip: float = 1.0,
+        modulator_size: Optional[int] = None,
+        modulator_fanout: bool = False,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+        bcm_tau: float = 0.1,
+    ) -> None:
+        super().__init__()
+        check_positive_int("in_features", in_features)
+        check_positive_int("out_features", out_features)
+        check_choice("modulation", modulation, MODULATIONS)
+        check_choice("rule", rule, RULES)
+        if not clip > 0:
+            raise ValueError(f"clip must be a positive number; got {clip!r}.")
+        if not 0 < bcm_tau <= 1:
+            raise ValueError(f"bcm_tau must be in (0, 1]; got {bcm_tau!r}.")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.modulation = modulation
+        self.rule = rule
+        self.clip = float(clip)
+        self.bcm_tau = float(bcm_tau)
+
+        self.alpha = nn.Parameter(alpha_init * torch.rand(out_features, in_features))
+        if modulation in ("none", "retroactive"):
+            self.eta = nn.Parameter(torch.tensor(float(eta_init)))
+        if modulation in ("simple", "retroactive"):
+            size = modulator_size if modulator_size is not None else out_features
+            check_positive_int("modulator_size", size)
+            self.modulator = nn.Linear(size, 1)
+            if modulator_fanout:
+                # One learned rate per post-neuron, driven by the single modulator output.
+                self.modulator_fanout = nn.Parameter(torch.ones(out_features))
+        if rule == "abcd":
+            # Najarro & Risi's per-synapse coefficients, small random start.
+            bound = 1.0 / math.sqrt(in_features)
+            for name in ("rule_a", "rule_b", "rule_c", "rule_d"):
+                self.register_parameter(
+                    name, nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+                )
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"modulation={self.modulation!r}, rule={self.rule!r}, clip={self.clip}"
+        )
+
+    # ------------------------------------------------------------------ state
+    def initial_traces(self, batch_size: int, device=None, dtype=None) -> Traces:
+        """Zero traces for ``batch_size`` episodes, on the parameters' device and dtype by default."""
+        device = device if device is not None else self.alpha.device
+        dtype = dtype if dtype is not None else self.alpha.dtype
+        o, i = self.out_features, self.in_features
+        zeros = lambda *shape: torch.zeros(batch_size, *shape, device=device, dtype=dtype)  # noqa: E731
+        return Traces(
+            hebb=zeros(o, i),
+            eligibility=zeros(o, i) if self.modulation == "retroactive" else zeros(0),
+            theta=zeros(o) if self.rule == "bcm" else zeros(0),
+        )
+
+    # ---------------------------------------------------------------- forward
+    def contribution(self, pre: Tensor, traces: Traces) -> Tensor:
+        """The plastic part of the pre-activation, ``(alpha ⊙ hebb) @ pre``, shape ``(batch, out)``."""
+        return torch.bmm(self.alpha * traces.hebb, pre.unsqueeze(2)).squeeze(2)
+
+    def neuromodulator(self, signal: Tensor) -> Tensor:
+        """``M = tanh(w_M · signal + b_M)``, shape ``(batch, out)`` (fanned out) or ``(batch, 1)``."""
+        m = torch.tanh(self.modulator(signal))
+        if hasattr(self, "modulator_fanout"):
+            m = m * self.modulator_fanout
+        return m
+
+    def delta(self, pre: Tensor, post: Tensor, traces: Traces) -> Tensor:
+        """The rule's product Δ, shape ``(batch, out, in)``."""
+        outer = post.unsqueeze(2) * pre.unsqueeze(1)
+        if self.rule == "hebbian":
+            return outer
+        if self.rule == "oja":
+            return outer - post.pow(2).unsqueeze(2) * traces.hebb
+        if self.rule == "bcm":
+            return outer * (post - traces.theta).unsqueeze(2)
+        # abcd
+        return (
+            self.rule_a * outer
+            + self.rule_b * pre.unsqueeze(1)
+            + self.rule_c * post.unsqueeze(2)
+            + self.rule_d
+        )
+
+    def update(self, pre: Tensor, post: Tensor, traces: Traces, modulator_signal: Optional[Tensor] = None) -> Traces:
+        """New traces after one step with presynaptic ``pre`` and postsynaptic ``post``.
+
+        :param pre: ``(batch, in)`` presynaptic activity.
+        :param post: ``(batch, out)`` postsynaptic activity.
+        :param traces: the traces before this step.
+        :param modulator_signal: what the neuromodulator reads (default: ``post``).
+        """
+        delta = self.delta(pre, post, traces)
+        eligibility, theta = traces.eligibility, traces.theta
+        if self.modulation == "none":
+            change = self.eta * delta
+        else:
+            m = self.neuromodulator(post if modulator_signal is None else modulator_signal).unsqueeze(2)
+            if self.modulation == "simple":
+                change = m * delta
+            else:  # retroactive: the update uses E from before this step
+                change = m * eligibility
+                eligibility = (1 - self.eta) * eligibility + self.eta * delta
+        hebb = torch.clamp(traces.hebb + change, -self.clip, self.clip)
+        if self.rule == "bcm":
+            theta = (1 - self.bcm_tau) * theta + self.bcm_tau * post.pow(2)
+        return Traces(hebb=hebb, eligibility=eligibility, theta=theta)

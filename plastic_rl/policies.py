@@ -1,0 +1,313 @@
+"""Actor-critic policies built from the plastic modules.
+
+Two families, each with a plastic and a non-plastic form (``plastic=False``
+creates no alpha, η or modulator at all):
+
+- :class:`RecurrentActorCritic` — a plastic RNN or LSTM cell with linear policy and
+  value heads (Backpropamine's maze network).
+- :class:`MLPActorCritic` — a stack of :class:`~plastic_rl.cells.PlasticLinear`
+  layers (the quadruped network).
+
+Both follow the same functional protocol as the cells::
+
+    state = policy.initial_state(batch_size)
+    out, state = policy(obs, state)          # out.action_params, out.value
+    dist = policy.distribution(out)          # Categorical or diagonal Normal
+    action, state = policy.act(obs, state, deterministic=True)
+
+and keep their constructor arguments in ``policy.config`` so that
+:func:`build_policy` rebuilds the same architecture from a checkpoint.
+
+For fair comparisons, :meth:`matching` builds a twin (e.g. the non-plastic one)
+whose width is chosen so that its parameter count is as close as possible to a
+reference policy's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from plastic_rl import state as state_ops
+from plastic_rl.cells import ACTIVATIONS, PlasticLinear, PlasticLSTMCell, PlasticRNNCell
+from plastic_rl.plasticity import check_choice, check_positive_int
+
+ACTION_TYPES = ("discrete", "continuous")
+CELLS = {"rnn": PlasticRNNCell, "lstm": PlasticLSTMCell}
+
+
+class PolicyOutput(NamedTuple):
+    """What a policy returns for one time step."""
+
+    action_params: Tensor  #: logits (batch, n_actions) or Gaussian mean (batch, action_dim)
+    value: Optional[Tensor]  #: (batch,) state-value estimate, None without a value head
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable scalars of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def match_parameter_count(build: Callable[[int], nn.Module], target: int, max_width: int = 4096) -> int:
+    """The width ``w`` for which ``count_parameters(build(w))`` is closest to ``target``.
+
+    Parameter counts grow monotonically with width, so a bisection suffices.
+
+    :param build: makes a module of a given width.
+    :param target: the parameter count to match.
+    :param max_width: largest width searched.
+    """
+    lo, hi = 1, max_width
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count_parameters(build(mid)) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    candidates = [w for w in (lo - 1, lo) if w >= 1]
+    return min(candidates, key=lambda w: abs(count_parameters(build(w)) - target))
+
+
+class _ActorCriticBase(nn.Module):
+    """Heads, distributions and state plumbing shared by both policy families."""
+
+    config: Dict[str, Any]
+
+    def _init_heads(self, features: int, action_size: int, action_type: str, value_head: bool, log_std_init: float):
+        self.action_type = action_type
+        self.action_size = action_size
+        if action_type == "continuous":
+            # State-independent log std, as in SB3's diagonal Gaussian policies.
+            self.log_std = nn.Parameter(torch.full((action_size,), float(log_std_init)))
+        self.value_head = nn.Linear(features, 1) if value_head else None
+
+    def _value(self, features: Tensor) -> Optional[Tensor]:
+        return None if self.value_head is None else self.value_head(features).squeeze(-1)
+
+    def distribution(self, output: PolicyOutput) -> Distribution:
+        """The action distribution: ``Categorical`` over logits, or a diagonal ``Normal``."""
+        if self.action_type == "discrete":
+            return Categorical(logits=output.action_params)
+        std = self.log_std.exp().expand_as(output.action_params)
+        return Independent(Normal(output.action_params, std), 1)
+
+    def act(self, obs: Tensor, state=None, deterministic: bool = False):
+        """Sample (or, if ``deterministic``, take the mode of) an action. Returns ``(action, state)``."""
+        output, state = self(obs, state)
+        if deterministic:
+            if self.action_type == "discrete":
+                return output.action_params.argmax(dim=-1), state
+            return output.action_params, state
+        return self.distribution(output).sample(), state
+
+    @staticmethod
+    def reset_state(state, done: Tensor):
+        """Zero the rows of ``state`` whose episode ended (``done[b]`` true)."""
+        return state_ops.reset_state(state, done)
+
+    @classmethod
+    def matching(cls, reference: nn.Module, width_argument: str, **overrides):
+        """A policy of this class whose ``width_argument`` makes its parameter count match ``reference``.
+
+        :param reference: the policy whose parameter count is matched (e.g. the plastic one).
+        :param width_argument: the constructor argument searched (``hidden_size`` or ``width``).
+        :param overrides: constructor arguments that differ from ``reference.config`` (e.g. ``plastic=False``).
+        """
+        kwargs = {**reference.config, **overrides}
+        width = match_parameter_count(lambda w: cls(**{**kwargs, width_argument: w}), count_parameters(reference))
+        return cls(**{**kwargs, width_argument: width})
+
+
+def _check_action(action_size: int, action_type: str) -> None:
+    check_positive_int("action_size", action_size)
+    check_choice("action_type", action_type, ACTION_TYPES)
+
+
+class RecurrentActorCritic(_ActorCriticBase):
+    """A (plastic) RNN/LSTM cell with linear policy and value heads.
+
+    :param obs_size: observation size.
+    :param action_size: number of discrete actions, or the continuous action dimension.
+    :param action_type: ``"discrete"`` or ``"continuous"``.
+    :param hidden_size: recurrent units.
+    :param cell: ``"rnn"`` (Backpropamine's plastic Elman cell) or ``"lstm"``.
+    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
+    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
+    :param plastic: False builds the non-plastic baseline (no alpha, η, modulator).
+    :param value_head: False drops the critic (e.g. for evolution strategies, which would otherwise search it).
+    :param clip: trace clip.
+    :param modulator_fanout: fan the modulator out to one rate per neuron.
+    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
+    :param eta_init: initial η.
+    :param log_std_init: initial log std of continuous actions.
+    """
+
+    def __init__(
+        self,
+        obs_size: int,
+        action_size: int,
+        action_type: str = "discrete",
+        hidden_size: int = 100,
+        cell: str = "rnn",
+        modulation: str = "simple",
+        rule: str = "hebbian",
+        plastic: bool = True,
+        value_head: bool = True,
+        clip: float = 1.0,
+        modulator_fanout: bool = False,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+        log_std_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        check_positive_int("obs_size", obs_size)
+        _check_action(action_size, action_type)
+        check_choice("cell", cell, tuple(CELLS))
+        self.config = dict(
+            obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_size=hidden_size,
+            cell=cell, modulation=modulation, rule=rule, plastic=plastic, value_head=value_head, clip=clip,
+            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init, log_std_init=log_std_init,
+        )
+        self.cell = CELLS[cell](
+            obs_size, hidden_size, modulation=modulation, rule=rule, clip=clip, plastic=plastic,
+            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
+        )
+        self.action_head = nn.Linear(hidden_size, action_size)
+        self._init_heads(hidden_size, action_size, action_type, value_head, log_std_init)
+
+    @classmethod
+    def matching(cls, reference: nn.Module, **overrides) -> "RecurrentActorCritic":
+        """Twin of ``reference`` (e.g. ``plastic=False``) with ``hidden_size`` chosen to match its parameter count."""
+        return super().matching(reference, "hidden_size", **overrides)
+
+    def initial_state(self, batch_size: int):
+        """The cell's zero state for ``batch_size`` episodes."""
+        return self.cell.initial_state(batch_size)
+
+    def forward(self, obs: Tensor, state=None) -> Tuple[PolicyOutput, Any]:
+        """One step: ``(PolicyOutput(action_params, value), new_state)``; ``state=None`` starts an episode."""
+        h, state = self.cell(obs, state)
+        return PolicyOutput(self.action_head(h), self._value(h)), state
+
+
+class MLPActorCritic(_ActorCriticBase):
+    """A stack of (plastic) linear layers with a policy output and an optional value head.
+
+    Every hidden layer and the action layer are :class:`PlasticLinear` (plastic
+    unless ``plastic=False``); the value head is an ordinary linear read-out of
+    the last hidden layer. The state is a tuple with one ``LinearState`` per layer.
+
+    :param obs_size: observation size.
+    :param action_size: number of discrete actions, or the continuous action dimension.
+    :param action_type: ``"discrete"`` or ``"continuous"``.
+    :param hidden_sizes: sizes of the hidden layers; ignored if ``width`` is given.
+    :param width: if given, every hidden layer has this size (``len(hidden_sizes)`` layers);
+        used by :meth:`matching`.
+    :param activation: hidden activation (``"tanh"``, ``"relu"``, ``"sigmoid"``, ``"identity"``).
+    :param output_activation: activation of the action layer (``"tanh"`` bounds actions to [-1, 1]).
+    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
+    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
+    :param plastic: False builds the static baseline.
+    :param value_head: False drops the critic (evolution strategies).
+    :param clip: trace clip.
+    :param modulator_fanout: fan the modulator out to one rate per unit.
+    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
+    :param eta_init: initial η.
+    :param log_std_init: initial log std of continuous actions.
+    """
+
+    def __init__(
+        self,
+        obs_size: int,
+        action_size: int,
+        action_type: str = "continuous",
+        hidden_sizes: Sequence[int] = (64, 64),
+        width: Optional[int] = None,
+        activation: str = "tanh",
+        output_activation: str = "identity",
+        modulation: str = "simple",
+        rule: str = "hebbian",
+        plastic: bool = True,
+        value_head: bool = True,
+        clip: float = 1.0,
+        modulator_fanout: bool = False,
+        alpha_init: float = 0.01,
+        eta_init: float = 0.01,
+        log_std_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        check_positive_int("obs_size", obs_size)
+        _check_action(action_size, action_type)
+        check_choice("output_activation", output_activation, tuple(ACTIVATIONS))
+        hidden_sizes = tuple(hidden_sizes)
+        if not hidden_sizes:
+            raise ValueError("hidden_sizes must name at least one hidden layer; got an empty sequence.")
+        if width is not None:
+            check_positive_int("width", width)
+            hidden_sizes = (width,) * len(hidden_sizes)
+        for size in hidden_sizes:
+            check_positive_int("hidden_sizes", size)
+        self.config = dict(
+            obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_sizes=list(hidden_sizes),
+            width=None, activation=activation, output_activation=output_activation, modulation=modulation,
+            rule=rule, plastic=plastic, value_head=value_head, clip=clip, modulator_fanout=modulator_fanout,
+            alpha_init=alpha_init, eta_init=eta_init, log_std_init=log_std_init,
+        )
+        sizes = (obs_size,) + hidden_sizes + (action_size,)
+        common = dict(
+            modulation=modulation, rule=rule, clip=clip, plastic=plastic,
+            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
+        )
+        self.layers = nn.ModuleList(
+            PlasticLinear(
+                sizes[k], sizes[k + 1], activation=activation if k < len(hidden_sizes) else output_activation, **common
+            )
+            for k in range(len(sizes) - 1)
+        )
+        self._init_heads(hidden_sizes[-1], action_size, action_type, value_head, log_std_init)
+
+    @classmethod
+    def matching(cls, reference: nn.Module, **overrides) -> "MLPActorCritic":
+        """Twin of ``reference`` (e.g. ``plastic=False``) with equal hidden widths matching its parameter count."""
+        return super().matching(reference, "width", **overrides)
+
+    def initial_state(self, batch_size: int) -> Tuple:
+        """One zero ``LinearState`` per layer."""
+        return tuple(layer.initial_state(batch_size) for layer in self.layers)
+
+    def forward(self, obs: Tensor, state=None) -> Tuple[PolicyOutput, Any]:
+        """One step: ``(PolicyOutput(action_params, value), new_state)``; ``state=None`` starts an episode."""
+        if state is None:
+            state = self.initial_state(obs.shape[0])
+        elif len(state) != len(self.layers):
+            raise ValueError(f"state must hold one entry per layer ({len(self.layers)}); got {len(state)}.")
+        x, new_state, hidden = obs, [], obs
+        for layer, layer_state in zip(self.layers, state):
+            hidden = x
+            x, layer_state = layer(x, layer_state)
+            new_state.append(layer_state)
+        return PolicyOutput(x, self._value(hidden)), tuple(new_state)
+
+
+POLICIES = {"recurrent": RecurrentActorCritic, "mlp": MLPActorCritic}
+
+
+def build_policy(kind: str, **config) -> _ActorCriticBase:
+    """Build a policy from its kind and ``config`` (as stored in ``policy.config``).
+
+    :param kind: ``"recurrent"`` or ``"mlp"``.
+    :param config: constructor arguments.
+    """
+    check_choice("policy kind", kind, tuple(POLICIES))
+    return POLICIES[kind](**config)
+
+
+def policy_kind(policy: nn.Module) -> str:
+    """The :func:`build_policy` kind of ``policy``."""
+    for kind, cls in POLICIES.items():
+        if isinstance(policy, cls):
+            return kind
+    raise TypeError(f"policy must be one of {', '.join(c.__name__ for c in POLICIES.values())}; got {type(policy).__name__}.")

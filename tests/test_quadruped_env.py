@@ -1,0 +1,261 @@
+"""Tests of plastic_rl/AntLegFailure-v0 (envs/quadruped.py)."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import plastic_rl.envs  # noqa: F401  (registers the env ids)
+from plastic_rl.envs.quadruped import (
+    DEFAULT_FAILURE_PROBS,
+    LEG_ACTUATORS,
+    LEG_JOINTS,
+    LEG_NAMES,
+    AntLegFailureEnv,
+)
+
+ENV_ID = "plastic_rl/AntLegFailure-v0"
+# A constant action that drives every actuator: any healthy joint feels force.
+PUSH = np.full(8, 0.5, dtype=np.float32)
+
+
+def make(**kwargs) -> gym.Env:
+    return gym.make(ENV_ID, **kwargs)
+
+
+def leg_dofs(env: gym.Env, leg: str) -> list[int]:
+    """Dof addresses of a leg's hip and ankle, found through the actuator transmissions."""
+    model = env.unwrapped.model
+    return [int(model.jnt_dofadr[model.actuator_trnid[i, 0]]) for i in LEG_ACTUATORS[leg]]
+
+
+def leg_forces(env: gym.Env, leg: str) -> np.ndarray:
+    return env.unwrapped.data.qfrc_actuator[leg_dofs(env, leg)].copy()
+
+
+def test_actuator_table_matches_model() -> None:
+    env = make()
+    model = env.unwrapped.model
+    assert model.nu == 8
+    assert sorted(i for idx in LEG_ACTUATORS.values() for i in idx) == list(range(8))
+    # Ant-v5's <motor> elements are unnamed (model.actuator(i).name == ""), so an
+    # actuator is identified by the joint it drives, and a leg by its body in ant.xml.
+    leg_body = {
+        "front_left": "front_left_leg",
+        "front_right": "front_right_leg",
+        "back_left": "back_leg",
+        "back_right": "right_back_leg",
+    }
+    torso = model.body("torso").id
+    for leg in LEG_NAMES:
+        joints = tuple(model.joint(int(model.actuator_trnid[i, 0])).name for i in LEG_ACTUATORS[leg])
+        assert joints == LEG_JOINTS[leg]
+        body = int(model.jnt_bodyid[model.joint(joints[0]).id])
+        while int(model.body_parentid[body]) != torso:
+            body = int(model.body_parentid[body])
+        assert model.body(body).name == leg_body[leg]
+    # The env resolves the indices from the model itself; for the stock model they equal the table.
+    assert env.unwrapped._leg_actuators == LEG_ACTUATORS
+    env.close()
+
+
+@pytest.mark.parametrize("failed", [["front_left"], ["back_right", "front_right"]])
+def test_failed_legs_get_zero_force(failed: list[str]) -> None:
+    env = make(failed_legs=failed)
+    _, info = env.reset(seed=0)
+    assert info["failed_legs"] == tuple(leg for leg in LEG_NAMES if leg in failed)
+    assert info["failure_active"] is True
+    for _ in range(3):
+        _, _, _, _, info = env.step(PUSH)
+        assert info["failure_active"] is True
+        for leg in LEG_NAMES:
+            forces = leg_forces(env, leg)
+            if leg in failed:
+                assert np.all(forces == 0.0), leg
+            else:
+                assert np.all(forces != 0.0), leg
+        ctrl = env.unwrapped.data.ctrl
+        for leg in failed:
+            assert np.all(ctrl[list(LEG_ACTUATORS[leg])] == 0.0)
+    env.close()
+
+
+def test_control_cost_sees_mask_and_action_is_not_modified() -> None:
+    weight = 0.3
+    env = make(failed_legs=["back_left"], ctrl_cost_weight=weight)
+    env.reset(seed=1)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        action = rng.uniform(-1, 1, size=8).astype(np.float32)
+        original = action.copy()
+        _, _, _, _, info = env.step(action)
+        masked = action.astype(np.float64)
+        masked[list(LEG_ACTUATORS["back_left"])] = 0.0
+        assert info["reward_ctrl"] == pytest.approx(-weight * np.sum(masked**2), rel=1e-12)
+        assert np.array_equal(action, original)
+    env.close()
+
+
+def test_mid_episode_failure_timing() -> None:
+    k = 3
+    env = make(failed_legs=["front_right"], failure_step=k)
+    _, info = env.reset(seed=2)
+    assert info == {**info, "failed_legs": ("front_right",), "failure_active": False}
+    assert env.unwrapped.failure_active is False
+    for t in range(k + 3):
+        _, _, terminated, _, info = env.step(PUSH)
+        assert not terminated
+        active = t >= k
+        assert info["failure_active"] is active, t
+        assert env.unwrapped.failure_active is active
+        assert info["failed_legs"] == ("front_right",)
+        forces = leg_forces(env, "front_right")
+        assert np.all(forces == 0.0) if active else np.all(forces != 0.0), t
+        assert np.all(leg_forces(env, "front_left") != 0.0)
+    # A new episode starts intact again until step k.
+    _, info = env.reset()
+    assert info["failure_active"] is False
+    env.step(PUSH)
+    assert np.all(leg_forces(env, "front_right") != 0.0)
+    env.close()
+
+
+def test_random_draws_follow_probs_and_are_reproducible() -> None:
+    env = make(failed_legs="random")
+    draws = []
+    for i in range(400):
+        _, info = env.reset(seed=i) if i == 0 else env.reset()
+        assert env.unwrapped.failed_legs == info["failed_legs"]
+        assert info["failure_active"] is bool(info["failed_legs"])
+        draws.append(info["failed_legs"])
+    counts = Counter("none" if not d else d[0] for d in draws)
+    assert set(counts) <= set(DEFAULT_FAILURE_PROBS)
+    for key, p in DEFAULT_FAILURE_PROBS.items():
+        # ~4 standard deviations of a binomial frequency over 400 draws.
+        assert abs(counts[key] / 400 - p) < 4 * np.sqrt(p * (1 - p) / 400), (key, counts)
+
+    # Same seed, same sequence of draws.
+    again = [env.reset(seed=0)[1]["failed_legs"]] + [env.reset()[1]["failed_legs"] for _ in range(29)]
+    assert again == draws[:30]
+
+    # A custom distribution: outcomes with probability 0 never occur.
+    env2 = make(failed_legs="random", failure_probs={"back_left": 0.5, "back_right": 0.5})
+    seen = {env2.reset(seed=0)[1]["failed_legs"]} | {env2.reset()[1]["failed_legs"] for _ in range(40)}
+    assert seen == {("back_left",), ("back_right",)}
+    env.close()
+    env2.close()
+
+
+def test_reset_options_override_one_episode() -> None:
+    env = make(failed_legs="random", failure_probs={"none": 1.0})
+    _, info = env.reset(seed=0, options={"failed_legs": ["back_left", "front_left"]})
+    assert info["failed_legs"] == ("front_left", "back_left")
+    assert info["failure_active"] is True
+    env.step(PUSH)
+    assert np.all(leg_forces(env, "back_left") == 0.0)
+    assert np.all(leg_forces(env, "front_left") == 0.0)
+
+    _, info = env.reset(options={"failed_legs": ["back_right"], "failure_step": 1})
+    assert info["failure_active"] is False
+    assert env.unwrapped.failure_step == 1
+    assert env.step(PUSH)[4]["failure_active"] is False
+    assert env.step(PUSH)[4]["failure_active"] is True
+
+    # The override lasts one episode only.
+    _, info = env.reset()
+    assert info["failed_legs"] == () and info["failure_active"] is False
+    env.close()
+
+
+def test_kwargs_pass_through_and_registration() -> None:
+    env = make(
+        failed_legs=["front_left"],
+        ctrl_cost_weight=0.0,
+        healthy_z_range=(0.3, 1.2),
+        include_cfrc_ext_in_observation=False,
+    )
+    assert env.spec.max_episode_steps == 1000
+    ant = env.unwrapped
+    assert isinstance(ant, AntLegFailureEnv)
+    assert ant._ctrl_cost_weight == 0.0
+    assert ant._healthy_z_range == (0.3, 1.2)
+    assert env.observation_space.shape == (27,)
+    env.reset(seed=0)
+    assert env.step(PUSH)[4]["reward_ctrl"] == 0.0
+    env.close()
+
+
+def test_intact_env_reproduces_ant_v5() -> None:
+    ours, ant = make(), gym.make("Ant-v5")
+    obs_a, _ = ours.reset(seed=5)
+    obs_b, _ = ant.reset(seed=5)
+    assert np.array_equal(obs_a, obs_b)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        action = rng.uniform(-1, 1, size=8)
+        a, b = ours.step(action), ant.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    ours.close()
+    ant.close()
+
+
+def test_pickle_round_trip_keeps_settings() -> None:
+    env = AntLegFailureEnv(failed_legs=["back_right"], failure_step=7, ctrl_cost_weight=0.2)
+    copy = pickle.loads(pickle.dumps(env))
+    copy.reset(seed=0)
+    assert copy.failed_legs == ("back_right",)
+    assert copy.failure_step == 7
+    assert copy._ctrl_cost_weight == 0.2
+    env.close()
+    copy.close()
+
+
+def test_check_env() -> None:
+    env = make(failed_legs="random", failure_step=2)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"failed_legs": ["front_middle"]}, "failed_legs"),
+        ({"failed_legs": "front_left"}, "failed_legs"),
+        ({"failed_legs": 3}, "failed_legs"),
+        ({"failed_legs": ["back_left", "back_left"]}, "failed_legs"),
+        ({"failure_probs": {"none": 0.5, "front_left": 0.4}}, "failure_probs"),
+        ({"failure_probs": {"none": 0.5, "middle": 0.5}}, "failure_probs"),
+        ({"failure_probs": {"none": 1.5, "front_left": -0.5}}, "failure_probs"),
+        ({"failure_probs": [0.4, 0.6]}, "failure_probs"),
+        ({"failure_step": -1}, "failure_step"),
+        ({"failure_step": 2.5}, "failure_step"),
+        ({"failure_step": True}, "failure_step"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs: dict, argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        AntLegFailureEnv(**kwargs)
+
+
+def test_probs_within_tolerance_are_accepted() -> None:
+    probs = {"none": 0.4 + 5e-7, **{leg: 0.15 for leg in LEG_NAMES}}
+    env = AntLegFailureEnv(failed_legs="random", failure_probs=probs)
+    env.reset(seed=0)
+    env.close()
+
+
+def test_bad_reset_options_raise_value_error() -> None:
+    env = make(failed_legs=["front_left"])
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="failed_legs"):
+        env.reset(options={"failed_legs": ["tail"]})
+    with pytest.raises(ValueError, match="failure_step"):
+        env.reset(options={"failure_step": -2})
+    # The rejected options left the episode's settings untouched.
+    assert env.unwrapped.failed_legs == ("front_left",)
+    env.close()
