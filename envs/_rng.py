@@ -101,11 +101,11 @@ def draw_u32(key1: IntT, key2: IntT, counter: IntT) -> IntT:
 
     :param key1: first stream key (from :func:`stream_keys`).
     :param key2: second stream key.
-    :param counter: index of the draw within the stream, in ``[0, 2**32)``.
+    :param counter: index of the draw within the stream (taken modulo ``2**32``).
     :return: a uniformly distributed value in ``[0, 2**32)``.
     """
     # A Weyl sequence offset by key1, then two keyed avalanche rounds.
-    x = fmix32(_add32(_mul32(counter, _WEYL), key1))
+    x = fmix32(_add32(_mul32(counter & MASK32, _WEYL), key1))  # type: ignore[operator]
     return fmix32(x ^ key2)  # type: ignore[operator]
 
 

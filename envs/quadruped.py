@@ -8,8 +8,12 @@ episode. Everything else (dynamics, observation, reward terms, termination,
 every ``Ant-v5`` keyword argument) is ``Ant-v5`` unchanged.
 
 Leg names follow gymnasium's Ant documentation and the body names of its
-``ant.xml`` (hip_1 = front_left, hip_2 = front_right, hip_3 = back(_left),
-hip_4 = back_right). The public API names legs, never actuator indices.
+``ant.xml`` (hip_1 "front_left_leg", hip_2 "front_right_leg", hip_3
+"back_leg", hip_4 "right_back_leg"), as the project's design specifies. Note
+that these names do not match the geometry relative to the rewarded +x
+direction: at rest the legs sit at (+x,+y), (-x,+y), (-x,-y), (+x,-y), so
+only front_left is where its name says. The names are labels of fixed legs;
+the public API uses them, never actuator indices.
 """
 
 from __future__ import annotations
@@ -312,7 +316,7 @@ class AntLegFailureEnv(AntEnv):
             if "failure_step" in options:
                 failure_step = _validate_failure_step(options["failure_step"], 'options["failure_step"]')
 
-        obs, info = super().reset(seed=seed, options=options); self.np_random.random()
+        obs, info = super().reset(seed=seed, options=options)
         # Drawn after Ant's reset noise: a seeded reset starts exactly where
         # Ant-v5 with the same seed starts.
         legs = self._draw_failed_legs() if legs_spec is None else legs_spec

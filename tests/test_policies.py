@@ -1,0 +1,108 @@
+"""Actor-critic policies: shapes, distributions, parameter matching, rebuild from config, state helpers."""
+
+import pytest
+import torch
+
+from plastic_rl import (
+    MLPActorCritic,
+    RecurrentActorCritic,
+    build_policy,
+    count_parameters,
+    flatten_state,
+    index_state,
+    reset_state,
+    unflatten_state,
+)
+from plastic_rl.policies import policy_kind
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_recurrent_policy_discrete(cell):
+    torch.manual_seed(0)
+    policy = RecurrentActorCritic(15, 4, hidden_size=16, cell=cell, modulation="retroactive")
+    obs = torch.randn(5, 15)
+    out, state = policy(obs)
+    assert out.action_params.shape == (5, 4) and out.value.shape == (5,)
+    assert state.hebb.shape == (5, 16, 16)
+    dist = policy.distribution(out)
+    assert dist.sample().shape == (5,)
+    action, _ = policy.act(obs, state, deterministic=True)
+    out2, _ = policy(obs, state)
+    assert torch.equal(action, out2.action_params.argmax(-1))
+
+
+def test_mlp_policy_continuous_without_value_head():
+    policy = MLPActorCritic(27, 8, hidden_sizes=(32, 16), output_activation="tanh", value_head=False)
+    out, state = policy(torch.randn(3, 27))
+    assert out.value is None
+    assert out.action_params.abs().max() <= 1
+    assert [s.hebb.shape for s in state] == [(3, 32, 27), (3, 16, 32), (3, 8, 16)]
+    assert policy.distribution(out).log_prob(torch.zeros(3, 8)).shape == (3,)
+    assert not any("value" in n for n, _ in policy.named_parameters())
+
+
+def test_mlp_plasticity_changes_behaviour_within_an_episode():
+    """Same observation twice: a plastic policy answers differently the second time, a static one identically."""
+    torch.manual_seed(0)
+    obs = torch.randn(1, 6)
+    for plastic in (True, False):
+        policy = MLPActorCritic(6, 2, hidden_sizes=(8,), plastic=plastic, alpha_init=1.0, modulation="none", eta_init=0.5)
+        out1, state = policy(obs)
+        out2, _ = policy(obs, state)
+        assert torch.allclose(out1.action_params, out2.action_params) is (not plastic)
+
+
+@pytest.mark.parametrize("family,kwargs", [
+    (RecurrentActorCritic, dict(obs_size=15, action_size=4, hidden_size=100)),
+    (RecurrentActorCritic, dict(obs_size=15, action_size=4, hidden_size=32, cell="lstm", modulation="retroactive")),
+    (MLPActorCritic, dict(obs_size=27, action_size=8, hidden_sizes=(64, 64), value_head=False)),
+])
+def test_matching_gives_a_fair_non_plastic_twin(family, kwargs):
+    plastic = family(**kwargs)
+    twin = family.matching(plastic, plastic=False)
+    assert not any("plasticity" in n for n, _ in twin.named_parameters())
+    n_plastic, n_twin = count_parameters(plastic), count_parameters(twin)
+    assert n_plastic > count_parameters(family(**{**kwargs, "plastic": False}))
+    # Within one width step of the target.
+    assert abs(n_twin - n_plastic) / n_plastic < 0.02
+
+
+def test_build_policy_round_trip_from_config():
+    policy = RecurrentActorCritic(15, 4, hidden_size=8, modulation="none", rule="oja")
+    clone = build_policy(policy_kind(policy), **policy.config)
+    clone.load_state_dict(policy.state_dict())
+    obs = torch.randn(2, 15)
+    torch.testing.assert_close(policy(obs)[0].action_params, clone(obs)[0].action_params)
+    mlp = MLPActorCritic(4, 2, width=5)
+    assert build_policy("mlp", **mlp.config).config == mlp.config
+    with pytest.raises(ValueError, match="policy kind must be one of 'recurrent', 'mlp'"):
+        build_policy("transformer")
+
+
+def test_policy_argument_errors():
+    with pytest.raises(ValueError, match="action_type must be one of 'discrete', 'continuous'"):
+        RecurrentActorCritic(3, 2, action_type="multibinary")
+    with pytest.raises(ValueError, match="cell must be one of 'rnn', 'lstm'"):
+        RecurrentActorCritic(3, 2, cell="gru")
+    with pytest.raises(ValueError, match="hidden_sizes must name at least one hidden layer"):
+        MLPActorCritic(3, 2, hidden_sizes=())
+    with pytest.raises(ValueError, match="state must hold one entry per layer"):
+        MLPActorCritic(3, 2, hidden_sizes=(4,))(torch.randn(1, 3), state=())
+
+
+def test_state_helpers_on_nested_states():
+    policy = MLPActorCritic(4, 2, hidden_sizes=(5,), modulation="retroactive", rule="bcm")
+    _, state = policy(torch.randn(3, 4))
+    _, state = policy(torch.randn(3, 4), state)  # retroactive: the trace moves from the second step on
+    flat = flatten_state(state)
+    assert flat.shape[0] == 3
+    back = unflatten_state(flat, state)
+    for a, b in zip(flatten_state(back).unbind(1), flat.unbind(1)):
+        assert torch.equal(a, b)
+    assert type(back[0]) is type(state[0])
+    one = index_state(state, slice(1, 2))
+    assert one[0].hebb.shape == (1, 5, 4)
+    reset = reset_state(state, torch.tensor([False, True, False]))
+    assert reset[0].hebb[1].abs().sum() == 0 and reset[0].hebb[0].abs().sum() > 0
+    with pytest.raises(ValueError, match=r"flat state must have shape \(batch, "):
+        unflatten_state(flat[:, :-1], state)
