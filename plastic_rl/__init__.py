@@ -13,6 +13,8 @@ from plastic_rl.policies import (
     RecurrentActorCritic,
     build_policy,
     count_parameters,
+    export_policy,
+    load_policy,
     match_parameter_count,
 )
 from plastic_rl.state import detach_state, flatten_state, index_state, map_state, reset_state, unflatten_state
@@ -34,6 +36,8 @@ __all__ = [
     "MLPActorCritic",
     "PolicyOutput",
     "build_policy",
+    "export_policy",
+    "load_policy",
     "count_parameters",
     "match_parameter_count",
     "map_state",

@@ -311,3 +311,26 @@ def policy_kind(policy: nn.Module) -> str:
         if isinstance(policy, cls):
             return kind
     raise TypeError(f"policy must be one of {', '.join(c.__name__ for c in POLICIES.values())}; got {type(policy).__name__}.")
+
+
+def export_policy(policy: nn.Module) -> Dict[str, Any]:
+    """A checkpoint-safe record of ``policy``: its kind, constructor config and CPU weights.
+
+    The record holds only plain Python values and tensors, so it loads with
+    ``torch.load(..., weights_only=True)`` and needs none of the training code's objects.
+    """
+    return {
+        "kind": policy_kind(policy),
+        "config": dict(policy.config),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
+    }
+
+
+def load_policy(record: Dict[str, Any], device: Any = "cpu") -> _ActorCriticBase:
+    """Rebuild the policy saved by :func:`export_policy` (on ``device``)."""
+    missing = {"kind", "config", "state_dict"} - set(record)
+    if missing:
+        raise ValueError(f"policy record must have the keys kind, config and state_dict; missing {', '.join(sorted(missing))}.")
+    policy = build_policy(record["kind"], **record["config"])
+    policy.load_state_dict(record["state_dict"])
+    return policy.to(device)

@@ -106,3 +106,19 @@ def test_state_helpers_on_nested_states():
     assert reset[0].hebb[1].abs().sum() == 0 and reset[0].hebb[0].abs().sum() > 0
     with pytest.raises(ValueError, match=r"flat state must have shape \(batch, "):
         unflatten_state(flat[:, :-1], state)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "recurrent"])
+def test_export_load_round_trip_through_weights_only_torch_load(kind, tmp_path):
+    from plastic_rl import build_policy, export_policy, load_policy
+
+    config = dict(obs_size=6, action_size=3, action_type="discrete")
+    config.update(hidden_sizes=(8, 8)) if kind == "mlp" else config.update(hidden_size=8)
+    policy = build_policy(kind, **config)
+    torch.save(export_policy(policy), tmp_path / "p.pt")
+    clone = load_policy(torch.load(tmp_path / "p.pt", weights_only=True))
+    obs = torch.randn(4, 6)
+    (out_a, state_a), (out_b, state_b) = policy(obs), clone(obs)
+    assert torch.equal(out_a.action_params, out_b.action_params)
+    with pytest.raises(ValueError, match="state_dict"):
+        load_policy({"kind": kind, "config": config})
