@@ -108,6 +108,12 @@ def config_to_dict(config: Any) -> Dict[str, Any]:
     return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
 
 
-def save_config(config: Any, path: str | Path) -> None:
-    """Write the resolved config as YAML, atomically."""
-    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+def save_config(config: Any, path: str | Path, **extra: Any) -> None:
+    """Write the resolved config as YAML, atomically.
+
+    :param config: a dataclass config.
+    :param path: the YAML file.
+    :param extra: fields written before the config's own (e.g. ``trainer="a2c"``).
+    """
+    data = {**extra, **config_to_dict(config)}
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
