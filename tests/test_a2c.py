@@ -165,3 +165,11 @@ def test_cli_refuses_a_non_empty_run_dir_and_a_bad_yaml_field(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "modulation must be one of" in err
     assert not (tmp_path / "new").exists()  # nothing half-written
+
+
+def test_shipped_yaml_config_is_the_preset():
+    from plastic_rl.config import config_from_dict, load_yaml
+
+    data = load_yaml(Path(__file__).parent.parent / "configs" / "maze_a2c.yaml")
+    assert data.pop("trainer") == "a2c"
+    assert config_from_dict(Config, data) == Config()
