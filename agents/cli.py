@@ -109,14 +109,20 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from plastic_rl.agents.evaluate import evaluate_run
 
-    evaluate_run(
-        args.run_dir,
-        failures=args.failures,
-        episodes=args.episodes,
-        failure_step=args.failure_step,
-        json_out=args.json,
-        seed=args.seed,
-    )
+    try:
+        evaluate_run(
+            args.run_dir,
+            failures=args.failures,
+            episodes=args.episodes,
+            failure_step=args.failure_step,
+            json_out=args.json,
+            seed=args.seed,
+            policy_key="center_policy" if args.policy == "center" else "policy",
+        )
+    except RunDirError:
+        raise
+    except ValueError as err:  # bad --failures / --episodes / --failure-step
+        raise UsageError(str(err)) from None
     return 0
 
 
@@ -164,9 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--failures", default="all", help="'all', 'none', or comma-separated leg names")
     evaluate.add_argument("--episodes", type=int, default=5)
-    evaluate.add_argument("--failure-step", type=int, default=None, help="step at which legs fail mid-episode")
+    evaluate.add_argument("--failure-step", type=int, default=None, help="step at which legs fail mid-episode (default: half the episode length)")
     evaluate.add_argument("--json", default=None, help="write the results to this JSON file")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--policy", choices=["best", "center"], default="best",
+                          help="ES runs: the best sampled solution (default) or the final search center")
     evaluate.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="speed benchmarks")

@@ -1,0 +1,173 @@
+"""Limb failure: does a plastic MLP keep the quadruped moving better than a static one?
+
+Evolves, for each seed, a plastic MLP and its parameter-matched static MLP with
+the same ES budget (same algorithm, population, generations, episode length)
+under random leg failures (``failed_legs="random"``: none 0.4, each leg 0.15),
+then evaluates both with :func:`plastic_rl.agents.evaluate.evaluate_policy`:
+intact, each leg failed from the start, each leg failing mid-episode. Reports
+the return per condition and the retention ratio (failure / intact), median
+over seeds.
+
+    python scripts/limb_failure.py --generations 60 --popsize 20 --episode-length 250 --seeds 0 1 \\
+        --output results/limb_failure
+
+Writes into ``--output``: one run folder per (variant, seed) (re-running the
+command resumes them), ``results.csv`` (one row per variant × seed × condition),
+``summary.json`` (medians and budget), ``table.md`` and ``velocity.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+
+from plastic_rl.agents import es
+from plastic_rl.agents.evaluate import evaluate_run, plot_velocity
+from plastic_rl.policies import MLPActorCritic
+from plastic_rl.runs import CHECKPOINT_FILE, atomic_write_json, atomic_write_text, load_checkpoint
+
+VARIANTS = ("plastic", "static")
+
+
+def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]:
+    """The plastic config and its static twin, whose hidden width matches the plastic parameter count."""
+    common = dict(
+        algorithm=args.algorithm, popsize=args.popsize, generations=args.generations,
+        episode_length=args.episode_length, seed=seed, hidden_sizes=tuple(args.hidden_sizes), num_actors=args.num_actors,
+    )
+    plastic = es.Config(plastic=True, **common)
+    obs_size, action_size = es.env_spaces(plastic.env_id, plastic.env_kwargs)
+    reference = es.build_policy(plastic, obs_size, action_size)
+    twin = MLPActorCritic.matching(reference, plastic=False)
+    static = es.Config(plastic=False, width=twin.config["hidden_sizes"][0], **common)
+    return {"plastic": plastic, "static": static}
+
+
+def train_or_resume(config: es.Config, run_dir: Path) -> Dict[str, Any]:
+    """Train ``config`` into ``run_dir``, resuming if a checkpoint is already there."""
+    resume = (run_dir / CHECKPOINT_FILE).is_file()
+    if resume and int(load_checkpoint(run_dir / CHECKPOINT_FILE)["generation"]) >= config.generations:
+        return es.write_summary(run_dir, config)
+    if not resume and run_dir.exists():  # a run killed before its first checkpoint: start it again
+        for path in sorted(run_dir.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+    return es.train(config, run_dir, resume=resume)
+
+
+def median(values: List[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
+
+
+def main(argv: List[str] | None = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generations", type=int, default=60)
+    parser.add_argument("--popsize", type=int, default=20)
+    parser.add_argument("--episode-length", type=int, default=250)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--algorithm", default="pgpe", choices=es.ALGORITHMS)
+    parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[64, 64])
+    parser.add_argument("--num-actors", type=int, default=0)
+    parser.add_argument("--episodes", type=int, default=5, help="evaluation episodes per condition")
+    parser.add_argument("--policy", choices=["center", "best"], default="center",
+                        help="which policy to evaluate: the final ES center (default; the best sample is a lucky draw) or the best sample")
+    parser.add_argument("--output", default="results/limb_failure")
+    args = parser.parse_args(argv)
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    policy_key = "center_policy" if args.policy == "center" else "policy"
+    failure_step = args.episode_length // 2
+    rows: List[Dict[str, Any]] = []
+    velocity: Dict[str, List[np.ndarray]] = {v: [] for v in VARIANTS}
+    budget: Dict[str, Any] = {}
+    start = time.perf_counter()
+    for seed in args.seeds:
+        configs = variant_configs(args, seed)
+        for variant, config in configs.items():
+            run_dir = out / f"{variant}-seed{seed}"
+            summary = train_or_resume(config, run_dir)
+            budget[f"{variant}-seed{seed}"] = {
+                "parameters": summary["parameters"], "env_steps": summary["env_steps"], "wall_time": summary["wall_time"],
+                "final_center_fitness": summary["final_center_fitness"],
+            }
+            report = evaluate_run(
+                run_dir, failures="all", episodes=args.episodes, failure_step=failure_step,
+                json_out=run_dir / "evaluation.json", seed=10_000 + seed, policy_key=policy_key, quiet=True,
+            )
+            intact = report["conditions"]["intact"]["mean_return"]
+            for name, stats in report["conditions"].items():
+                rows.append({
+                    "variant": variant, "seed": seed, "condition": name, "mean_return": stats["mean_return"],
+                    "std_return": stats["std_return"], "mean_forward_velocity": stats["mean_forward_velocity"],
+                    "retention": stats["mean_return"] / intact if name != "intact" else 1.0,
+                })
+            velocity[variant].append(report_velocity(run_dir, report))
+
+    conditions = list(dict.fromkeys(r["condition"] for r in rows))
+    table: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for variant in VARIANTS:
+        table[variant] = {}
+        for name in conditions:
+            sel = [r for r in rows if r["variant"] == variant and r["condition"] == name]
+            table[variant][name] = {
+                "median_return": median([r["mean_return"] for r in sel]),
+                "median_retention": median([r["retention"] for r in sel]),
+                "median_forward_velocity": median([r["mean_forward_velocity"] for r in sel]),
+            }
+    wall = time.perf_counter() - start
+    lines = [
+        f"Limb failure, {args.algorithm} popsize {args.popsize}, {args.generations} generations, "
+        f"{args.episode_length}-step episodes, seeds {args.seeds}, {args.episodes} evaluation episodes per condition "
+        f"({args.policy} policy), failure mid-episode at step {failure_step}. Median over seeds.",
+        "",
+        "| condition | plastic return | static return | plastic retention | static retention |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in conditions:
+        p, s = table["plastic"][name], table["static"][name]
+        lines.append(
+            f"| {name} | {p['median_return']:.1f} | {s['median_return']:.1f} | {p['median_retention']:.2f} | {s['median_retention']:.2f} |"
+        )
+    failure_names = [n for n in conditions if n != "intact"]
+    for variant in VARIANTS:
+        per_seed = [
+            np.mean([r["retention"] for r in rows if r["variant"] == variant and r["seed"] == seed and r["condition"] in failure_names])
+            for seed in args.seeds
+        ]
+        table[variant]["mean_retention_over_failures"] = {"median_over_seeds": median(per_seed), "per_seed": per_seed}
+        lines.append(f"\n{variant}: retention averaged over the {len(failure_names)} failure conditions, median over seeds = {median(per_seed):.3f} (per seed {', '.join(f'{v:.3f}' for v in per_seed)})")
+    lines.append(f"\nwall time {wall:.0f} s in this invocation; per run: " + ", ".join(f"{k} {v['wall_time']:.0f} s / {v['env_steps']} steps / {v['parameters']} params" for k, v in budget.items()))
+    text = "\n".join(lines)
+    print(text)
+
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write_text(out / "table.md", text + "\n")
+    result = {"args": vars(args), "failure_step": failure_step, "budget": budget, "medians": table, "wall_time": wall}
+    atomic_write_json(out / "summary.json", result)
+    curves = {}
+    for variant in VARIANTS:
+        if velocity[variant]:
+            curves[f"{variant}, intact"] = np.nanmean([v["intact"] for v in velocity[variant]], axis=0)
+            curves[f"{variant}, one leg fails"] = np.nanmean([v["failed"] for v in velocity[variant]], axis=0)
+    plot_velocity(out / "velocity.png", curves, failure_step, title="forward velocity, a leg failing mid-episode (mean over legs and seeds)")
+    return result
+
+
+def report_velocity(run_dir: Path, report: Dict[str, Any]) -> Dict[str, np.ndarray]:
+    """Mean velocity curves of one evaluation: intact, and the mean over the mid-episode failure conditions."""
+    curves = report["velocity"]
+    failed = [np.asarray(v, dtype=float) for name, v in curves.items() if "@" in name]
+    with np.errstate(all="ignore"):
+        return {"intact": np.asarray(curves["intact"], dtype=float), "failed": np.nanmean(failed, axis=0)}
+
+
+if __name__ == "__main__":
+    main()

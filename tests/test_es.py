@@ -1,0 +1,210 @@
+"""Evolution strategies through EvoTorch: trace reset, Ray actors, checkpoints and resume, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import plastic_rl.envs  # noqa: F401
+from plastic_rl.agents import es
+from plastic_rl.agents.cli import main as cli_main
+from plastic_rl.policies import load_policy
+from plastic_rl.runs import CHECKPOINT_FILE, read_metrics
+
+# A deterministic quadruped: no leg failure, no reset noise, so every episode starts in the same state.
+DETERMINISTIC_ENV = {"failed_legs": [], "reset_noise_scale": 0.0}
+
+
+def tiny_config(**overrides) -> es.Config:
+    fields = dict(episode_length=20, popsize=4, generations=2, hidden_sizes=(8,), center_eval_episodes=0, seed=3)
+    fields.update(overrides)
+    return es.Config(**fields)
+
+
+def strongly_plastic_policy(config: es.Config) -> torch.nn.Module:
+    """A policy whose traces change its actions a lot, so that a leaked trace would show in the returns."""
+    torch.manual_seed(0)
+    policy = es.build_policy(config, 105, 8)
+    with torch.no_grad():
+        for layer in policy.layers:
+            layer.plasticity.alpha.fill_(2.0)
+            layer.weight.mul_(3.0)
+    return policy
+
+
+def manual_returns(policy: torch.nn.Module, episodes: int, carry_state: bool, length: int = 30) -> list:
+    """Returns of consecutive deterministic episodes, carrying the adapter's h across episodes or not."""
+    adapter = es.EvoTorchPolicy(policy)
+    env = gym.make("plastic_rl/AntLegFailure-v0", max_episode_steps=length, **DETERMINISTIC_ENV)
+    returns, h = [], None
+    for _ in range(episodes):
+        obs, _ = env.reset(seed=0)
+        h = h if carry_state else None
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                action, h = adapter(torch.as_tensor(obs, dtype=torch.float32), h)
+            obs, reward, terminated, truncated, _ = env.step(action.numpy())
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def test_adapter_is_stateless_and_follows_evotorch_protocol():
+    config = tiny_config()
+    policy = strongly_plastic_policy(config)
+    adapter = es.EvoTorchPolicy(policy)
+    x = torch.randn(105)
+    y1, h1 = adapter(x)  # h=None starts an episode
+    y2, h2 = adapter(x, h1)
+    y3, _ = adapter(x)  # no hidden attribute remembers the previous call
+    assert y1.shape == (8,) and torch.equal(y1, y3)
+    assert not torch.allclose(y1, y2)  # the traces from step 1 change step 2's action
+    assert (y1.abs() <= 1).all()  # tanh output: inside Ant's action box
+
+
+def test_traces_reset_between_episodes_under_evotorch():
+    # Control: carrying the traces into the next episode changes its return ...
+    config = tiny_config(env_kwargs=DETERMINISTIC_ENV, episode_length=30, observation_normalization=False)
+    policy = strongly_plastic_policy(config)
+    leaked = manual_returns(policy, 2, carry_state=True)
+    fresh = manual_returns(policy, 2, carry_state=False)
+    assert fresh[0] == pytest.approx(fresh[1], abs=1e-9)
+    assert abs(leaked[1] - leaked[0]) > 1e-3
+    # ... so if EvoTorch's rollout leaked traces, 3 episodes would not average to the first one's return.
+    params = torch.nn.utils.parameters_to_vector(policy.parameters()).detach()
+    fitness = {}
+    for n in (1, 3):
+        problem = es.make_problem(es.Config(**{**config.__dict__, "num_episodes": n}), strongly_plastic_policy(config))
+        batch = problem.generate_batch(2)
+        batch.access_values()[:] = params  # two identical solutions, evaluated side by side
+        problem.evaluate(batch)
+        fitness[n] = batch.evals[:, 0].tolist()
+    assert fitness[1][0] == pytest.approx(fresh[0], rel=1e-4)
+    assert fitness[3] == pytest.approx(fitness[1], rel=1e-4)
+
+
+@pytest.mark.parametrize("algorithm", ["pgpe", "openai-es", "snes", "cem", "cmaes"])
+def test_searcher_state_round_trip(algorithm):
+    config = tiny_config(algorithm=algorithm, episode_length=10)
+    policy = es.build_policy(config, 105, 8)
+    center = torch.nn.utils.parameters_to_vector(policy.parameters()).detach()
+    problem = es.make_problem(config, policy)
+    searcher = es.make_searcher(config, problem, center)
+    searcher.step()
+    searcher.step()
+    state = es.searcher_state(searcher)
+    fresh = es.make_searcher(config, es.make_problem(config, es.build_policy(config, 105, 8)), center)
+    es.restore_searcher_state(fresh, state)
+    restored = es.searcher_state(fresh)
+    assert torch.equal(es.searcher_center(fresh), es.searcher_center(searcher))
+    flat = lambda d: {k: v for k, v in _flatten(d)}  # noqa: E731
+    a, b = flat(state), flat(restored)
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+        else:
+            assert a[key] == b[key], key
+
+
+def _flatten(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        elif isinstance(v, list):
+            yield from _flatten({str(i): x for i, x in enumerate(v)}, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def test_two_generations_with_two_ray_actors(tmp_path):
+    import ray
+
+    config = tiny_config(num_actors=2, generations=2, episode_length=15)
+    summary = es.train(config, tmp_path / "run")
+    assert not ray.is_initialized()  # train shuts down the Ray it started
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert [int(r["generation"]) for r in rows] == [1, 2]
+    steps = [int(r["env_steps"]) for r in rows]
+    # The actors' counts come back to the main process: at most popsize × episode_length per generation.
+    assert 0 < steps[0] <= 4 * 15 and steps[0] < steps[1] <= 2 * 4 * 15
+    assert summary["generations"] == 2 and summary["env_steps"] == steps[1]
+
+
+def test_checkpoint_resume_evaluate_round_trip(tmp_path):
+    from plastic_rl.agents.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    config = tiny_config(center_eval_episodes=1)
+    es.train(config, run)
+    checkpoint = torch.load(run / CHECKPOINT_FILE, weights_only=True)  # tensors and plain values only
+    assert checkpoint["generation"] == 2 and checkpoint["env"]["id"] == "plastic_rl/AntLegFailure-v0"
+    assert set(checkpoint["obs_norm"]) >= {"mean", "stdev"} and checkpoint["obs_norm"]["mean"].shape == (105,)
+    assert "population" in checkpoint["searcher"] and "clipup_velocity" in checkpoint["searcher"]
+    center = load_policy(checkpoint["center_policy"])
+    assert torch.equal(torch.nn.utils.parameters_to_vector(center.parameters()), checkpoint["searcher"]["distribution"]["mu"])
+    first_rows = read_metrics(run / "metrics.csv")
+
+    # Resume to a new total through the CLI, as a user would.
+    assert cli_main(["train", "--resume", str(run), "--generations", "4"]) == 0
+    rows = read_metrics(run / "metrics.csv")
+    assert [int(r["generation"]) for r in rows] == [1, 2, 3, 4]
+    assert rows[:2] == first_rows  # the first two generations are kept as they were
+    steps = [int(r["env_steps"]) for r in rows]
+    wall = [float(r["wall_time"]) for r in rows]
+    assert steps == sorted(steps) and len(set(steps)) == 4 and wall == sorted(wall)
+    resumed = torch.load(run / CHECKPOINT_FILE, weights_only=True)
+    assert resumed["generation"] == 4 and resumed["searcher"]["steps_count"] == 4
+    assert not torch.equal(resumed["searcher"]["distribution"]["mu"], checkpoint["searcher"]["distribution"]["mu"])
+    assert (run / "summary.json").is_file() and (run / "fitness.png").is_file()
+
+    report = evaluate_run(run, failures="front_left", episodes=1, failure_step=10, json_out=tmp_path / "eval.json", quiet=True)
+    assert list(report["conditions"]) == ["intact", "front_left", "front_left@10"]
+    for stats in report["conditions"].values():
+        assert {"mean_return", "std_return", "mean_forward_velocity", "episodes"} <= set(stats)
+        assert np.isfinite(stats["mean_return"]) and stats["episodes"] == 1
+    assert (tmp_path / "eval.json").is_file() and (tmp_path / "eval.png").is_file()
+
+
+def test_bad_config_values_name_the_field():
+    with pytest.raises(ValueError, match=r"'algorithm' must be one of pgpe, cmaes, snes, cem, openai-es; got 'adam'"):
+        es.Config(algorithm="adam")
+    with pytest.raises(ValueError, match="'popsize' must be even"):
+        es.Config(popsize=5)
+    with pytest.raises(ValueError, match="'policy' must be one of mlp, recurrent"):
+        es.Config(policy="transformer")
+
+
+def test_resume_mismatch_is_refused(tmp_path):
+    run = tmp_path / "run"
+    es.train(tiny_config(generations=1), run)
+    with pytest.raises(es.RunDirError, match="'popsize'"):
+        es.train(tiny_config(generations=2, popsize=6), run, resume=True)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "plastic_rl.agents.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--preset", "ant-es", "--algorithm", "adam"], "'algorithm' must be one of"),
+        (["train", "--resume", "{empty}"], "cannot resume"),
+        (["evaluate", "{empty}"], "has no checkpoint.pt"),
+    ],
+)
+def test_cli_errors_exit_2_with_one_sentence(tmp_path, args, words):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _cli(*[a.format(empty=empty) for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("plastic-rl: error:") and words in lines[0]
