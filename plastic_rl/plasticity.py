@@ -105,6 +105,40 @@ def clamped_outer_update(hebb: Tensor, m: Tensor, post: Tensor, pre: Tensor, cli
     return _ClampedOuterUpdate.apply(hebb, m, post, pre, clip)
 
 
+class _RetroactiveUpdate(torch.autograd.Function):
+    """Retroactive modulation with the Hebbian rule, fused (see :class:`_ClampedOuterUpdate`).
+
+    ``hebb' = clamp(hebb + m ⊙ E, -clip, clip)``, ``E' = (1 - η) E + η outer(post, pre)``.
+    """
+
+    @staticmethod
+    def forward(ctx, hebb, eligibility, m, eta, post, pre, clip: float):
+        m3 = m.unsqueeze(2)
+        new_hebb = (m3 * eligibility).add_(hebb).clamp_(-clip, clip)
+        new_elig = (post.unsqueeze(2) * pre.unsqueeze(1)).mul_(eta).add_((1 - eta) * eligibility)
+        ctx.clip = clip
+        ctx.save_for_backward(new_hebb, eligibility, m, eta, post, pre)
+        return new_hebb, new_elig
+
+    @staticmethod
+    def backward(ctx, grad_hebb, grad_elig):
+        new_hebb, eligibility, m, eta, post, pre = ctx.saved_tensors
+        if grad_hebb is None:
+            grad_hebb = torch.zeros_like(new_hebb)
+        if grad_elig is None:
+            grad_elig = torch.zeros_like(eligibility)
+        grad_u = torch.ops.aten.hardtanh_backward(grad_hebb, new_hebb, -ctx.clip, ctx.clip)
+        grad_m = (grad_u * eligibility).sum(2)
+        if m.shape[1] == 1:
+            grad_m = grad_m.sum(1, keepdim=True)
+        grad_e = grad_u * m.unsqueeze(2) + (1 - eta) * grad_elig
+        # v_j = Σ_i grad_elig[j, i] pre_i ; w_i = Σ_j post_j grad_elig[j, i]
+        v = torch.bmm(pre.unsqueeze(1), grad_elig.transpose(1, 2)).squeeze(1)
+        w = torch.bmm(post.unsqueeze(1), grad_elig).squeeze(1)
+        grad_eta = (post * v).sum() - (grad_elig * eligibility).sum()
+        return grad_u, grad_e, grad_m, grad_eta.reshape(eta.shape), eta * v, eta * w, None
+
+
 class Traces(NamedTuple):
     """The per-episode plastic state of one plastic weight matrix.
 
@@ -258,6 +292,10 @@ class Plasticity(nn.Module):
             else:
                 m = self.neuromodulator(post if modulator_signal is None else modulator_signal)
             hebb = clamped_outer_update(traces.hebb, m.to(post.dtype), post, pre, self.clip)
+            return Traces(hebb=hebb, eligibility=eligibility, theta=theta)
+        if self.rule == "hebbian":  # retroactive, fused
+            m = self.neuromodulator(post if modulator_signal is None else modulator_signal)
+            hebb, eligibility = _RetroactiveUpdate.apply(traces.hebb, eligibility, m, self.eta, post, pre, self.clip)
             return Traces(hebb=hebb, eligibility=eligibility, theta=theta)
         delta = self.delta(pre, post, traces)
         if self.modulation == "none":
