@@ -9,7 +9,9 @@ against the number of episodes, and writes:
 - ``OUT/maze_plasticity_curves.csv`` — episodes, variant, median, q25, q75 (smoothed);
 - ``OUT/maze_plasticity_final.csv`` and ``.json`` — final reward per variant
   (median and IQR over seeds of each run's mean over its last 10% of iterations),
-  seeds, episodes and wall time.
+  seeds, episodes, wall time, and a plasticity ablation: the final policy's
+  reward on 300 fresh mazes as trained and with alpha set to 0 (if the two are
+  equal, the network does not use its plasticity yet).
 
 Every run has its own run folder under ``OUT/runs``; running the script again
 resumes unfinished runs from their checkpoints and skips finished ones, so it
@@ -30,8 +32,20 @@ import sys
 import time
 from pathlib import Path
 
-from plastic_rl.agents.a2c import Config, train
-from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text, read_metrics
+import torch
+
+from plastic_rl import load_policy
+from plastic_rl.agents.a2c import Config, run_episodes, train
+from plastic_rl.envs.maze import MazeVectorEnv
+from plastic_rl.runs import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    atomic_write_json,
+    atomic_write_text,
+    load_checkpoint,
+    read_metrics,
+)
 
 # name -> Config overrides
 VARIANTS = {
@@ -56,6 +70,23 @@ def rolling(values, window):
         total += v - (values[i - window] if i >= window else 0.0)
         out.append(total / min(i + 1, window))
     return out
+
+
+def evaluate_with_and_without_plasticity(run_dir: Path, episodes: int = 300, seed: int = 10**7):
+    """Mean episode reward of the run's final policy on fresh mazes, as trained and with alpha set to 0.
+
+    If zeroing alpha does not lower the reward, the network has not (yet) learned
+    to use its plasticity. Returns (reward, reward_without_plasticity or None).
+    """
+    policy = load_policy(load_checkpoint(run_dir / CHECKPOINT_FILE)["policy"])
+    env = MazeVectorEnv(episodes, as_tensor=True)
+    with torch.no_grad():
+        reward = float(run_episodes(policy, env, seed).rewards.sum(0).mean())
+        plasticity = getattr(policy.cell, "plasticity", None)
+        if plasticity is None:
+            return reward, None
+        plasticity.alpha.zero_()
+        return reward, float(run_episodes(policy, env, seed).rewards.sum(0).mean())
 
 
 def run_one(variant: str, seed: int, args, run_dir: Path) -> dict:
@@ -98,7 +129,7 @@ def main(argv=None) -> int:
 
     curves, finals = {}, []
     for variant in args.variants:
-        per_seed, final_rewards, walls, params = [], [], [], None
+        per_seed, final_rewards, walls, params, evals, ablated = [], [], [], None, [], []
         for seed in args.seeds:
             run_dir = out / "runs" / f"{variant}-seed{seed}"
             summary = summaries[variant, seed]
@@ -109,6 +140,10 @@ def main(argv=None) -> int:
             final_rewards.append(sum(tail) / len(tail))
             walls.append(float(rows[-1]["wall_time"]))
             params = summary["parameters"]
+            reward, without = evaluate_with_and_without_plasticity(run_dir)
+            evals.append(reward)
+            if without is not None:
+                ablated.append(without)
         length = min(len(c) for c in per_seed)
         curves[variant] = [quantiles([c[i] for c in per_seed]) for i in range(length)]
         med, q25, q75 = quantiles(final_rewards)
@@ -117,9 +152,12 @@ def main(argv=None) -> int:
             "final_rewards": final_rewards, "seeds": args.seeds, "iterations": args.iterations,
             "episodes": args.iterations * 30, "parameters": params,
             "wall_time_per_run_s": statistics.mean(walls),
+            "eval_reward_median": quantiles(evals)[0],
+            "eval_reward_alpha0_median": quantiles(ablated)[0] if ablated else None,
         })
         print(f"{variant:13s} final reward median {med:6.2f}  IQR [{q25:6.2f}, {q75:6.2f}]  seeds {args.seeds}  "
-              f"params {params}  wall/run {statistics.mean(walls):.0f} s")
+              f"params {params}  wall/run {statistics.mean(walls):.0f} s  eval {quantiles(evals)[0]:.2f}"
+              + (f"  eval with alpha=0 {quantiles(ablated)[0]:.2f}" if ablated else ""))
 
     # CSV of the curves and of the final figures.
     lines = ["episodes,variant,median,q25,q75"]
@@ -128,7 +166,7 @@ def main(argv=None) -> int:
             lines.append(f"{(i + 1) * 30},{variant},{med:.4f},{q25:.4f},{q75:.4f}")
     atomic_write_text(out / "maze_plasticity_curves.csv", "\n".join(lines) + "\n")
     fields = ["variant", "final_reward_median", "final_reward_q25", "final_reward_q75", "seeds", "iterations",
-              "episodes", "parameters", "wall_time_per_run_s"]
+              "episodes", "parameters", "wall_time_per_run_s", "eval_reward_median", "eval_reward_alpha0_median"]
     lines = [",".join(fields)] + [",".join(str(f[k]).replace(",", " ") for k in fields) for f in finals]
     atomic_write_text(out / "maze_plasticity_final.csv", "\n".join(lines) + "\n")
     atomic_write_json(out / "maze_plasticity_final.json", finals)
