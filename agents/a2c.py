@@ -85,6 +85,7 @@ class Config:
     value_coef: float = 0.1  #: weight of the value loss
     probs_penalty: float = 0.03  #: weight of Σπ², Backpropamine's stand-in for an entropy bonus
     learning_rate: float = 1e-4  #: Adam step size
+    adam_eps: float = 1e-8  #: Adam epsilon (torch's default; Backpropamine's own code used 1e-4, which damps steps of rarely-updated parameters)
     max_grad_norm: float = 4.0  #: gradient-norm clip
 
     # --- run
@@ -111,7 +112,7 @@ class Config:
         for name in ("value_coef", "probs_penalty", "wall_penalty"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)!r}.")
-        for name in ("learning_rate", "max_grad_norm", "clip"):
+        for name in ("learning_rate", "adam_eps", "max_grad_norm", "clip"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0; got {getattr(self, name)!r}.")
         try:
@@ -272,7 +273,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     policy = build_policy_for(config)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     start, wall_offset = 0, 0.0
     if resume:
         start, wall_offset = _load_resume(run_dir, config, policy, optimizer)
