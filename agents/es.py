@@ -457,7 +457,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _init_ray(config: Config) -> bool:
+def init_ray(config: Config) -> bool:
     """Start (or join) Ray when actors are wanted; returns True if this call started it."""
     if config.num_actors <= 1 and config.ray_address is None:
         return False
@@ -524,7 +524,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
         logging.getLogger(name).setLevel(logging.WARNING)
     _seed_everything(config.seed)
     policy = build_policy(config, obs_size, action_size).to(config.device)
-    started_ray = _init_ray(config)
+    started_ray = init_ray(config)
     problem = make_problem(config, policy)
     searcher = make_searcher(config, problem, nn.utils.parameters_to_vector(policy.parameters()).detach())
 

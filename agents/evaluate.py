@@ -206,24 +206,26 @@ def format_table(conditions: Mapping[str, Mapping[str, Any]], title: str = "") -
     header = f"{'condition':<18} {'return':>10} {'± std':>8} {'retention':>9} {'fwd vel':>8} {'length':>7} {'eps':>4}"
     lines += [header, "-" * len(header)]
     for name, s in conditions.items():
-        retention = s["mean_return"] / intact if intact and name != "intact" else float("nan")
+        retention = f"{s['mean_return'] / intact:.2f}" if intact and name != "intact" else "-"
         lines.append(
             f"{name:<18} {s['mean_return']:>10.1f} {s['std_return']:>8.1f} "
-            f"{retention:>9.2f} {s['mean_forward_velocity']:>8.3f} {s['mean_episode_length']:>7.0f} {s['episodes']:>4d}"
+            f"{retention:>9} {s['mean_forward_velocity']:>8.3f} {s['mean_episode_length']:>7.0f} {s['episodes']:>4d}"
         )
     return "\n".join(lines)
 
 
 def _smooth(values: Sequence[float], window: int = SMOOTHING) -> np.ndarray:
+    """Trailing moving average (step t averages steps t-window+1 .. t), so nothing moves before the failure."""
     y = np.asarray(values, dtype=float)
     valid = np.isfinite(y)
     if not valid.any():
         return y
     end = int(np.flatnonzero(valid)[-1]) + 1  # curves are NaN only after every episode ended
-    head = np.nan_to_num(y[:end])
-    kernel = np.ones(min(window, end)) / min(window, end)
+    cumsum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(y[:end]))])
+    t = np.arange(end)
+    start = np.maximum(0, t - window + 1)
     out = np.full_like(y, np.nan)
-    out[:end] = np.convolve(head, kernel, mode="same")
+    out[:end] = (cumsum[t + 1] - cumsum[start]) / (t + 1 - start)
     return out
 
 
@@ -246,7 +248,7 @@ def plot_velocity(path: str | Path, curves: Mapping[str, Sequence[float]], failu
     if failure_step:
         ax.axvline(failure_step, color="k", linestyle=":", label=f"failure (step {failure_step})")
     ax.set_xlabel("step")
-    ax.set_ylabel(f"forward velocity (x, {SMOOTHING}-step mean)")
+    ax.set_ylabel(f"forward velocity (x, trailing {SMOOTHING}-step mean)")
     if title:
         ax.set_title(title)
     ax.legend(fontsize=7)
