@@ -208,3 +208,21 @@ def test_cli_errors_exit_2_with_one_sentence(tmp_path, args, words):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("plastic-rl: error:") and words in lines[0]
+
+
+def test_recurrent_lstm_state_resets_between_episodes_under_evotorch():
+    # The plastic LSTM's (h, c, traces) also travel in EvoTorch's h: 2 episodes average to the first one's return.
+    config = tiny_config(
+        policy="recurrent", cell="lstm", hidden_size=8, env_kwargs=DETERMINISTIC_ENV, episode_length=20,
+        observation_normalization=False,
+    )
+    torch.manual_seed(1)
+    params = torch.nn.utils.parameters_to_vector(es.build_policy(config, 105, 8).parameters()).detach() * 3
+    fitness = {}
+    for n in (1, 2):
+        problem = es.make_problem(es.Config(**{**config.__dict__, "num_episodes": n}), es.build_policy(config, 105, 8))
+        batch = problem.generate_batch(1)
+        batch.access_values()[:] = params
+        problem.evaluate(batch)
+        fitness[n] = float(batch.evals[0, 0])
+    assert fitness[2] == pytest.approx(fitness[1], rel=1e-4)
