@@ -26,7 +26,6 @@ import math
 import random
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -167,60 +166,9 @@ class EvoTorchPolicy(nn.Module):
     def forward(self, x: Tensor, h: Any = None) -> Tuple[Tensor, Any]:
         """One step; ``h=None`` starts an episode. Returns ``(action, new_h)``."""
         single = x.dim() == 1  # under vmap each population member sees one unbatched observation
-        with _vmappable_autograd_functions():
-            out, h = self.policy(x.unsqueeze(0) if single else x, h)
+        out, h = self.policy(x.unsqueeze(0) if single else x, h)
         action = out.action_params
         return (action.squeeze(0) if single else action), h
-
-
-class _ForwardOnlyContext:
-    """Stands in for autograd's ``ctx`` when a Function's forward is called directly (no backward will follow)."""
-
-    def __init__(self, num_inputs: int) -> None:
-        self.needs_input_grad = (False,) * num_inputs
-
-    def save_for_backward(self, *tensors: Tensor) -> None:
-        pass
-
-    def mark_dirty(self, *tensors: Tensor) -> None:
-        pass
-
-    def mark_non_differentiable(self, *tensors: Tensor) -> None:
-        pass
-
-    def set_materialize_grads(self, value: bool) -> None:
-        pass
-
-
-@contextmanager
-def _vmappable_autograd_functions():
-    """Let ``torch.func.vmap`` run the plastic core's fused ``torch.autograd.Function``\ s.
-
-    The core speeds up BPTT with hand-written backwards in old-style Functions
-    (``forward(ctx, ...)``, no ``setup_context``), which ``vmap`` refuses to run.
-    ES needs no gradient, so while ``vmap`` is active each such Function's
-    ``apply`` is routed to its plain-tensor ``forward``; outside ``vmap`` (e.g. A2C
-    in the same process) nothing changes. Functions that already define
-    ``setup_context`` (vmap-ready) are left alone.
-    """
-    if not torch._C._are_functorch_transforms_active():
-        yield
-        return
-    from plastic_rl import plasticity
-
-    patched = []
-    for obj in vars(plasticity).values():
-        if (
-            isinstance(obj, type) and issubclass(obj, torch.autograd.Function)
-            and obj.setup_context is torch.autograd.Function.setup_context and "apply" not in vars(obj)
-        ):
-            obj.apply = staticmethod(lambda *args, _f=obj: _f.forward(_ForwardOnlyContext(len(args)), *args))
-            patched.append(obj)
-    try:
-        yield
-    finally:
-        for obj in patched:
-            del obj.apply
 
 
 def build_policy(config: Config, obs_size: int, action_size: int) -> nn.Module:

@@ -46,12 +46,19 @@ class _ClampedOuterUpdate(torch.autograd.Function):
     tensor. ``m`` is ``(batch, 1)`` (one rate per episode) or ``(batch, out)``.
     """
 
+    # setup_context style + out-of-place ops, so torch.func.vmap (EvoTorch's batched
+    # population forward) can run it too.
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, hebb: Tensor, m: Tensor, post: Tensor, pre: Tensor, clip: float) -> Tensor:
-        out = ((m * post).unsqueeze(2) * pre.unsqueeze(1)).add_(hebb).clamp_(-clip, clip)
+    def forward(hebb: Tensor, m: Tensor, post: Tensor, pre: Tensor, clip: float) -> Tensor:
+        return torch.clamp(hebb + (m * post).unsqueeze(2) * pre.unsqueeze(1), -clip, clip)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, m, post, pre, clip = inputs
         ctx.clip = clip
-        ctx.save_for_backward(out, m, post, pre)
-        return out
+        ctx.save_for_backward(output, m, post, pre)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
@@ -78,9 +85,14 @@ class _PlasticMatVec(torch.autograd.Function):
     ``hebb`` (already kept by the trace update) is referenced.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, alpha: Tensor, hebb: Tensor, pre: Tensor) -> Tensor:
-        ctx.save_for_backward(alpha, hebb, pre)
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def forward(alpha: Tensor, hebb: Tensor, pre: Tensor) -> Tensor:
         # pre^T (alpha ⊙ hebb)^T: torch's batched vector-matrix kernel is ~8x faster
         # on CPU than the matrix-vector one.
         return torch.bmm(pre.unsqueeze(1), (alpha * hebb).transpose(1, 2)).squeeze(1)
@@ -94,7 +106,7 @@ class _PlasticMatVec(torch.autograd.Function):
             if ctx.needs_input_grad[0]:
                 grad_alpha = (outer * hebb).sum(0)
             if ctx.needs_input_grad[1]:
-                grad_hebb = outer.mul_(alpha)
+                grad_hebb = outer * alpha
         if ctx.needs_input_grad[2]:
             grad_pre = torch.bmm(grad_y.unsqueeze(1), alpha * hebb).squeeze(1)
         return grad_alpha, grad_hebb, grad_pre
@@ -111,14 +123,19 @@ class _RetroactiveUpdate(torch.autograd.Function):
     ``hebb' = clamp(hebb + m ⊙ E, -clip, clip)``, ``E' = (1 - η) E + η outer(post, pre)``.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, hebb, eligibility, m, eta, post, pre, clip: float):
-        m3 = m.unsqueeze(2)
-        new_hebb = (m3 * eligibility).add_(hebb).clamp_(-clip, clip)
-        new_elig = (post.unsqueeze(2) * pre.unsqueeze(1)).mul_(eta).add_((1 - eta) * eligibility)
-        ctx.clip = clip
-        ctx.save_for_backward(new_hebb, eligibility, m, eta, post, pre)
+    def forward(hebb, eligibility, m, eta, post, pre, clip: float):
+        new_hebb = torch.clamp(hebb + m.unsqueeze(2) * eligibility, -clip, clip)
+        new_elig = eta * (post.unsqueeze(2) * pre.unsqueeze(1)) + (1 - eta) * eligibility
         return new_hebb, new_elig
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, eligibility, m, eta, post, pre, clip = inputs
+        ctx.clip = clip
+        ctx.save_for_backward(output[0], eligibility, m, eta, post, pre)
 
     @staticmethod
     def backward(ctx, grad_hebb, grad_elig):
