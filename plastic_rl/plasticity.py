@@ -114,7 +114,18 @@ class _PlasticMatVec(torch.autograd.Function):
 
 def clamped_outer_update(hebb: Tensor, m: Tensor, post: Tensor, pre: Tensor, clip: float) -> Tensor:
     """``clamp(hebb + m ⊙ outer(post, pre), -clip, clip)`` for ``hebb`` ``(B, out, in)``, ``m`` ``(B, 1)`` or ``(B, out)``."""
-    return _ClampedOuterUpdate.apply(hebb, m, post, pre, clip)
+    return _fused(_ClampedOuterUpdate, hebb, m, post, pre, clip)
+
+
+def _fused(function, *args):
+    """Run ``function`` through autograd only when a gradient is wanted.
+
+    Without one (evaluation, evolution strategies) the plain forward is cheaper:
+    no graph bookkeeping, and under ``torch.func.vmap`` no custom-Function machinery.
+    """
+    if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        return function.apply(*args)
+    return function.forward(*args)
 
 
 class _RetroactiveUpdate(torch.autograd.Function):
@@ -267,7 +278,7 @@ class Plasticity(nn.Module):
     # ---------------------------------------------------------------- forward
     def contribution(self, pre: Tensor, traces: Traces) -> Tensor:
         """The plastic part of the pre-activation, ``(alpha ⊙ hebb) @ pre``, shape ``(batch, out)``."""
-        return _PlasticMatVec.apply(self.alpha, traces.hebb, pre)
+        return _fused(_PlasticMatVec, self.alpha, traces.hebb, pre)
 
     def neuromodulator(self, signal: Tensor) -> Tensor:
         """``M = tanh(w_M · signal + b_M)``, shape ``(batch, out)`` (fanned out) or ``(batch, 1)``."""
@@ -312,7 +323,7 @@ class Plasticity(nn.Module):
             return Traces(hebb=hebb, eligibility=eligibility, theta=theta)
         if self.rule == "hebbian":  # retroactive, fused
             m = self.neuromodulator(post if modulator_signal is None else modulator_signal)
-            hebb, eligibility = _RetroactiveUpdate.apply(traces.hebb, eligibility, m, self.eta, post, pre, self.clip)
+            hebb, eligibility = _fused(_RetroactiveUpdate, traces.hebb, eligibility, m, self.eta, post, pre, self.clip)
             return Traces(hebb=hebb, eligibility=eligibility, theta=theta)
         delta = self.delta(pre, post, traces)
         if self.modulation == "none":
