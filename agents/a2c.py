@@ -22,12 +22,11 @@ lower-variance gradients.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple
 
 import torch
 from torch import Tensor
@@ -51,7 +50,7 @@ from plastic_rl.runs import (
 
 from plastic_rl.envs.maze import OBS_SIZE, MazeVectorEnv
 
-__all__ = ["Config", "Rollout", "build_policy_for", "run_episodes", "a2c_loss", "train"]
+__all__ = ["Config", "Rollout", "build_policy_for", "run_episodes", "a2c_loss", "a2c_update", "make_optimizer", "train"]
 
 METRIC_FIELDS = (
     "iteration", "episodes", "env_steps", "mean_reward", "loss", "policy_loss", "value_loss",
@@ -205,6 +204,26 @@ def a2c_loss(rollout: Rollout, config: Config) -> Dict[str, Tensor]:
     return {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "probs_penalty": penalty}
 
 
+def make_optimizer(policy: RecurrentActorCritic, config: Config) -> torch.optim.Adam:
+    """Adam over all of ``policy``'s parameters with the config's step size and epsilon."""
+    return torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+
+
+def a2c_update(policy: RecurrentActorCritic, optimizer: torch.optim.Optimizer, env: MazeVectorEnv,
+               config: Config, seed: int) -> tuple[Rollout, Dict[str, Tensor], Tensor]:
+    """One A2C iteration: play a batch of episodes, backpropagate through them, clip, step.
+
+    :return: the rollout, the loss terms and the gradient norm before clipping.
+    """
+    rollout = run_episodes(policy, env, seed)
+    losses = a2c_loss(rollout, config)
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+    optimizer.step()
+    return rollout, losses, grad_norm
+
+
 def _episode_seed(config: Config, iteration: int) -> int:
     # Iteration k always plays the same mazes, so a resumed run plays what the
     # unbroken run would have played. Streams of different runs are spaced far apart.
@@ -242,7 +261,8 @@ def _checkpoint(run_dir: Path, config: Config, policy, optimizer, iteration: int
     )
 
 
-def _rolling(values, window: int):
+def rolling_mean(values, window: int) -> list:
+    """Trailing mean of ``values`` over ``window`` entries (fewer at the start)."""
     out, total = [], 0.0
     for i, v in enumerate(values):
         total += v - (values[i - window] if i >= window else 0.0)
@@ -250,14 +270,11 @@ def _rolling(values, window: int):
     return out
 
 
-def write_curve(run_dir: Path) -> Path:
-    """Plot batch-mean episode reward per iteration (and a rolling mean) from ``metrics.csv``."""
-    rows = read_metrics(run_dir / "metrics.csv")
-    its = [int(r["iteration"]) for r in rows]
-    rewards = [float(r["mean_reward"]) for r in rows]
+def write_curve(run_dir: Path, its: list, rewards: list) -> Path:
+    """Plot batch-mean episode reward per iteration (and a rolling mean) as ``learning_curve.png``."""
     window = max(1, len(rewards) // 20)
     path = run_dir / "learning_curve.png"
-    plot_curves(path, its, {"batch mean": rewards, f"rolling mean ({window})": _rolling(rewards, window)},
+    plot_curves(path, its, {"batch mean": rewards, f"rolling mean ({window})": rolling_mean(rewards, window)},
                 xlabel="iteration", ylabel="reward per episode", title="Maze A2C")
     return path
 
@@ -273,7 +290,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     policy = build_policy_for(config)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+    optimizer = make_optimizer(policy, config)
     start, wall_offset = 0, 0.0
     if resume:
         start, wall_offset = _load_resume(run_dir, config, policy, optimizer)
@@ -292,12 +309,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     try:
         for iteration in range(start + 1, config.iterations + 1):
             tic = time.perf_counter()
-            rollout = run_episodes(policy, env, _episode_seed(config, iteration))
-            losses = a2c_loss(rollout, config)
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-            optimizer.step()
+            rollout, losses, grad_norm = a2c_update(policy, optimizer, env, config, _episode_seed(config, iteration))
             mean_reward = float(rollout.rewards.sum(0).mean())
             row = {"iteration": iteration, "episodes": iteration * config.batch_size,
                    "env_steps": iteration * episode_steps, "mean_reward": mean_reward,
@@ -315,10 +327,11 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
         if bar is not None:
             bar.close()
 
+    # The whole run's curve, including iterations before a resume.
     rows = read_metrics(run_dir / "metrics.csv")
     rewards = [float(r["mean_reward"]) for r in rows]
     tail = rewards[-max(1, len(rewards) // 10):]
-    curve = write_curve(run_dir)
+    curve = write_curve(run_dir, [int(r["iteration"]) for r in rows], rewards)
     summary = {
         "trainer": "a2c",
         "iterations": iteration,

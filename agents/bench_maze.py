@@ -15,14 +15,13 @@ iteration (the original Backpropamine code takes 0.59 s on the 2-core machine).
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from typing import Any, Dict, List, Optional
 
 import torch
 
-from plastic_rl.agents.a2c import Config, a2c_loss, build_policy_for, run_episodes
+from plastic_rl.agents.a2c import Config, a2c_update, build_policy_for, make_optimizer
 from plastic_rl.envs.maze import MazeVectorEnv
 from plastic_rl.envs.maze_bench import bench_maze_env, format_bench_table
 from plastic_rl.policies import count_parameters
@@ -41,17 +40,12 @@ def time_a2c_iterations(config: Config, iterations: int, warmup: int = 2) -> Dic
     """Median and mean seconds of ``iterations`` A2C iterations (after ``warmup`` untimed ones)."""
     torch.manual_seed(config.seed)
     policy = build_policy_for(config)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+    optimizer = make_optimizer(policy, config)
     env = MazeVectorEnv(config.batch_size, device=config.device, as_tensor=True, **config.env_kwargs)
     times = []
     for i in range(warmup + iterations):
         start = time.perf_counter()
-        rollout = run_episodes(policy, env, seed=i * config.batch_size)
-        loss = a2c_loss(rollout, config)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-        optimizer.step()
+        a2c_update(policy, optimizer, env, config, seed=i * config.batch_size)
         if config.device.startswith("cuda"):
             torch.cuda.synchronize()
         if i >= warmup:

@@ -32,10 +32,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor, nn
 
-from plastic_rl.config import ConfigError, config_to_dict
+from plastic_rl.config import ConfigError, config_to_dict, save_config
 from plastic_rl.policies import MLPActorCritic, RecurrentActorCritic, export_policy
 from plastic_rl.runs import (
     CHECKPOINT_FILE,
@@ -44,7 +43,6 @@ from plastic_rl.runs import (
     RunDirError,
     MetricsLogger,
     atomic_write_json,
-    atomic_write_text,
     load_checkpoint,
     plot_curves,
     prepare_run_dir,
@@ -465,7 +463,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     if not resume:
         prepare_run_dir(run_dir, resume=False)
     # 'trainer' first, so that `plastic-rl train --resume RUN_DIR` knows which trainer reads this config.
-    atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump({"trainer": "es", **config_to_dict(config)}, sort_keys=False))
+    save_config(config, run_dir / CONFIG_FILE, trainer="es")
 
     torch.set_num_threads(1)  # ES parallelism is across actors; one thread each avoids oversubscription
     for name in ("evotorch", "evotorch.core"):  # EvoTorch logs every problem it builds at INFO

@@ -313,23 +313,21 @@ class Plasticity(nn.Module):
         :param modulator_signal: what the neuromodulator reads (default: ``post``).
         """
         eligibility, theta = traces.eligibility, traces.theta
-        if self.rule == "hebbian" and self.modulation != "retroactive":
-            # The common case (Backpropamine's): a rank-one update, fused.
-            if self.modulation == "none":
-                m = self.eta.expand(post.shape[0], 1)
+        signal = post if modulator_signal is None else modulator_signal
+        if self.rule == "hebbian":
+            # Backpropamine's case: a rank-one Δ, so the update runs fused.
+            if self.modulation == "retroactive":
+                m = self.neuromodulator(signal)
+                hebb, eligibility = _fused(_RetroactiveUpdate, traces.hebb, eligibility, m, self.eta, post, pre, self.clip)
             else:
-                m = self.neuromodulator(post if modulator_signal is None else modulator_signal)
-            hebb = clamped_outer_update(traces.hebb, m.to(post.dtype), post, pre, self.clip)
-            return Traces(hebb=hebb, eligibility=eligibility, theta=theta)
-        if self.rule == "hebbian":  # retroactive, fused
-            m = self.neuromodulator(post if modulator_signal is None else modulator_signal)
-            hebb, eligibility = _fused(_RetroactiveUpdate, traces.hebb, eligibility, m, self.eta, post, pre, self.clip)
+                m = self.eta.expand(post.shape[0], 1) if self.modulation == "none" else self.neuromodulator(signal)
+                hebb = clamped_outer_update(traces.hebb, m.to(post.dtype), post, pre, self.clip)
             return Traces(hebb=hebb, eligibility=eligibility, theta=theta)
         delta = self.delta(pre, post, traces)
         if self.modulation == "none":
             change = self.eta * delta
         else:
-            m = self.neuromodulator(post if modulator_signal is None else modulator_signal).unsqueeze(2)
+            m = self.neuromodulator(signal).unsqueeze(2)
             if self.modulation == "simple":
                 change = m * delta
             else:  # retroactive: the update uses E from before this step

@@ -25,17 +25,16 @@ Example (the figure in the README)::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import shutil
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from plastic_rl import load_policy
-from plastic_rl.agents.a2c import Config, run_episodes, train
+from plastic_rl.agents.a2c import Config, rolling_mean, run_episodes, train
 from plastic_rl.envs.maze import MazeVectorEnv
 from plastic_rl.runs import (
     CHECKPOINT_FILE,
@@ -64,14 +63,6 @@ def quantiles(values):
     return q[1], q[0], q[2]
 
 
-def rolling(values, window):
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v - (values[i - window] if i >= window else 0.0)
-        out.append(total / min(i + 1, window))
-    return out
-
-
 def evaluate_with_and_without_plasticity(run_dir: Path, episodes: int = 300, seed: int = 10**7):
     """Mean episode reward of the run's final policy on fresh mazes, as trained and with alpha set to 0.
 
@@ -94,13 +85,14 @@ def run_one(variant: str, seed: int, args, run_dir: Path) -> dict:
     config = Config(seed=seed, iterations=args.iterations, learning_rate=args.learning_rate,
                     hidden_size=args.hidden_size, progress=not args.quiet, **VARIANTS[variant])
     summary_path = run_dir / SUMMARY_FILE
-    if summary_path.is_file() and json.loads(summary_path.read_text())["iterations"] >= args.iterations:
-        return json.loads(summary_path.read_text())
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary["iterations"] >= args.iterations:
+            return summary
     resume = (run_dir / CHECKPOINT_FILE).is_file() and (run_dir / CONFIG_FILE).is_file()
     if not resume and run_dir.exists():
         # Killed before its first checkpoint: nothing worth keeping.
-        for path in sorted(run_dir.rglob("*"), reverse=True):
-            path.rmdir() if path.is_dir() else path.unlink()
+        shutil.rmtree(run_dir)
     print(f"[maze_plasticity] {variant} seed {seed}: {'resuming' if resume else 'training'} to {args.iterations} iterations", file=sys.stderr)
     return train(config, run_dir, resume=resume)
 
@@ -135,7 +127,7 @@ def main(argv=None) -> int:
             summary = summaries[variant, seed]
             rows = read_metrics(run_dir / "metrics.csv")[: args.iterations]
             rewards = [float(r["mean_reward"]) for r in rows]
-            per_seed.append(rolling(rewards, args.smooth))
+            per_seed.append(rolling_mean(rewards, args.smooth))
             tail = rewards[-max(1, len(rewards) // 10):]
             final_rewards.append(sum(tail) / len(tail))
             walls.append(float(rows[-1]["wall_time"]))
