@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from plastic_rl.config import ConfigError, config_from_dict, load_yaml
-from plastic_rl.runs import CONFIG_FILE, RunDirError
+from plastic_rl.runs import CONFIG_FILE, RunDirError, read_metrics
 
 from plastic_rl.agents.presets import PRESETS, TRAINERS
 
@@ -141,7 +141,11 @@ def cmd_demo(args) -> int:
     run_dir = Path(args.run_dir)
     resume = (run_dir / CONFIG_FILE).is_file()
     summary = module.train(config, run_dir, resume=resume)
-    print(f"demo finished: learning curve at {summary.get('curve_png', run_dir)}")
+    rewards = [float(row["mean_reward"]) for row in read_metrics(run_dir / "metrics.csv")]
+    window = max(1, min(25, len(rewards) // 4))
+    first, last = sum(rewards[:window]) / window, sum(rewards[-window:]) / window
+    print(f"demo finished: reward per episode {first:.1f} over the first {window} iterations, "
+          f"{last:.1f} over the last {window}; learning curve at {summary.get('curve_png', run_dir)}")
     return 0
 
 

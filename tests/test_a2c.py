@@ -172,3 +172,18 @@ def test_shipped_yaml_config_is_the_preset():
     data = load_yaml(Path(__file__).parent.parent / "configs" / "maze_a2c.yaml")
     assert data.pop("trainer") == "a2c"
     assert config_from_dict(Config, data) == Config()
+
+
+def test_demo_preset_is_a_valid_config_and_reports_its_curve(tmp_path, capsys, monkeypatch):
+    from plastic_rl.agents import presets
+
+    demo = {k: v for k, v in presets.DEMO.items() if k != "trainer"}
+    Config(**demo)  # the shipped demo settings pass validation
+    # Same settings, two iterations: the command trains, plots and reports the rewards.
+    monkeypatch.setitem(presets.DEMO, "iterations", 2)
+    monkeypatch.setitem(presets.DEMO, "progress", False)
+    assert cli_main(["demo", "--run-dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "reward per episode" in out and "learning_curve.png" in out
+    assert (tmp_path / "demo" / "learning_curve.png").is_file()
+    assert len(read_metrics(tmp_path / "demo" / "metrics.csv")) == 2
