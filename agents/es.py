@@ -7,9 +7,10 @@ Read top to bottom, CleanRL style:
    policy: ``forward(x, h=None) -> (action, h)``. The plastic traces travel in
    ``h``, which EvoTorch owns and zeroes at every episode start, so they never
    leak between episodes, solutions or Ray actors.
-3. :func:`make_problem` / :func:`make_searcher` — EvoTorch's ``VecGymNE`` problem
-   (a vector of envs, one *batched* forward per step: the population's parameter
-   vectors are ``vmap``-ed through the policy) and the chosen search algorithm.
+3. :class:`PopulationPolicy` / :func:`make_problem` / :func:`make_searcher` —
+   EvoTorch's ``VecGymNE`` problem (a vector of envs, one *batched* forward per
+   step for the whole population: each episode's row runs through its own
+   parameter vector, without ``vmap``) and the chosen search algorithm.
 4. :func:`searcher_state` / :func:`restore_searcher_state` — the searcher as plain
    tensors, so checkpoints load with ``weights_only=True``.
 5. :func:`train` — the generation loop: evaluate, log, checkpoint, resume.
@@ -35,6 +36,10 @@ import torch
 from torch import Tensor, nn
 
 from plastic_rl.config import ConfigError, config_to_dict, save_config
+from evotorch.neuroevolution import VecGymNE
+from evotorch.neuroevolution.net.vecrl import Policy
+
+from plastic_rl import state as state_ops
 from plastic_rl.policies import MLPActorCritic, RecurrentActorCritic, export_policy
 from plastic_rl.runs import (
     CHECKPOINT_FILE,
@@ -213,22 +218,93 @@ def _env_spec(env_id: str) -> str:
     return f"plastic_rl.envs:{env_id}" if env_id.startswith("plastic_rl/") else env_id
 
 
+class PopulationPolicy(Policy):
+    """EvoTorch's ``Policy`` for the whole population in one batched forward, without ``vmap``.
+
+    EvoTorch ``vmap``s the policy over the population's parameter vectors; for a
+    plastic policy (a dozen small ops per layer) that costs more than the
+    arithmetic. The plastic core accepts one set of weights per batch row
+    (:func:`plastic_rl.plasticity.linear`, :func:`~plastic_rl.plasticity.per_sample`),
+    so here the ``(popsize, n)`` parameter matrix is cut into ``(popsize, *shape)``
+    tensors and the policy runs once with ``torch.func.functional_call``: row ``b``
+    of the batch is population member ``b``'s episode. Resetting a finished
+    episode zeroes its rows of ``h`` out of place (no deep copy of ``h``).
+    Outputs equal ``Policy``'s (a test checks it). A 1-D parameter vector (one
+    solution) goes through ``Policy`` unchanged.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__(net)
+        named = list(self.wrapped_module.named_parameters())
+        self._names = [name for name, _ in named]
+        self._shapes = [tuple(p.shape) for _, p in named]
+        self._numels = [p.numel() for _, p in named]
+        self._per_member: Optional[Dict[str, Tensor]] = None
+        self._h: Any = None
+
+    def _batched(self) -> bool:
+        return self.parameters is not None and self.parameters.ndim == 2
+
+    def set_parameters(self, parameters: Tensor, indices=None, *, reset: bool = True):
+        super().set_parameters(parameters, indices, reset=reset)
+        self._per_member = None  # rebuilt from the (possibly partly overwritten) matrix at the next call
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if not self._batched():
+            return super().__call__(x)
+        if self._per_member is None:
+            flat = self.parameters
+            chunks = torch.split(flat, self._numels, dim=1)
+            self._per_member = {
+                name: chunk.reshape(flat.shape[0], *shape)
+                for name, chunk, shape in zip(self._names, chunks, self._shapes)
+            }
+        action, self._h = torch.func.functional_call(self.wrapped_module, self._per_member, (x, self._h))
+        return action
+
+    def reset(self, indices=None, *, copy: bool = True):
+        if not self._batched():
+            return super().reset(indices, copy=copy)
+        if indices is None:
+            self._h = None  # every episode starts over
+            return
+        if self._h is None:
+            return
+        mask = torch.as_tensor(indices, device=self.parameters.device)
+        if mask.dtype != torch.bool:
+            rows, mask = mask, torch.zeros(self.parameters.shape[0], dtype=torch.bool, device=mask.device)
+            mask[rows] = True
+        if bool(mask.any()):
+            self._h = state_ops.reset_state(self._h, mask)
+
+    @property
+    def h(self) -> Any:
+        return self._h if self._batched() else super().h
+
+
+class PopulationVecGymNE(VecGymNE):
+    """``VecGymNE`` whose policy runs the population as one batch (:class:`PopulationPolicy`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._policy = PopulationPolicy(self._policy.wrapped_module)
+
+
 def make_problem(config: Config, policy: nn.Module):
     """EvoTorch's ``VecGymNE`` over the flat parameters of ``policy``.
 
     ``VecGymNE`` (rather than ``GymNE``) steps one env per population member and
-    runs *one* batched forward per step for all of them; ``num_actors > 1``
+    runs *one* batched forward per step for all of them (here through
+    :class:`PopulationPolicy`, which needs no ``vmap``); ``num_actors > 1``
     splits the population over Ray actors, each with its own vector env.
 
     :param config: the run's config.
     :param policy: the policy whose parameters are searched (wrapped in :class:`EvoTorchPolicy`).
     """
-    from evotorch.neuroevolution import VecGymNE
-
     adapter = EvoTorchPolicy(policy)
     for p in adapter.parameters():
-        p.requires_grad_(False)  # ES needs no autograd; saves the graph in the vmapped forward
-    return VecGymNE(
+        p.requires_grad_(False)  # ES needs no autograd: no graph is built in the forward
+    return PopulationVecGymNE(
         _env_spec(config.env_id),
         adapter,
         env_config={**config.env_kwargs, "max_episode_steps": config.episode_length},

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from plastic_rl import state as state_ops
-from plastic_rl.plasticity import Plasticity, Traces, check_choice, check_positive_int
+from plastic_rl.plasticity import Plasticity, Traces, check_choice, check_positive_int, linear
 
 ACTIVATIONS = {
     "tanh": torch.tanh,
@@ -162,7 +162,7 @@ class PlasticRNNCell(_StatefulModule):
         """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode."""
         state = self._prepare(x, state, "PlasticRNNCell")
         h_prev = state.h
-        pre_activation = nn.functional.linear(x, self.weight_ih, self.bias) + h_prev @ self.weight_hh.T
+        pre_activation = linear(x, self.weight_ih, self.bias) + linear(h_prev, self.weight_hh)
         if self.plasticity is None:
             h = torch.tanh(pre_activation)
             return h, state._replace(h=h)
@@ -227,9 +227,7 @@ class PlasticLSTMCell(_StatefulModule):
         """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode."""
         state = self._prepare(x, state, "PlasticLSTMCell")
         h_prev = state.h
-        gates = nn.functional.linear(x, self.weight_ih, self.bias_ih) + nn.functional.linear(
-            h_prev, self.weight_hh, self.bias_hh
-        )
+        gates = linear(x, self.weight_ih, self.bias_ih) + linear(h_prev, self.weight_hh, self.bias_hh)
         i, f, g, o = gates.chunk(4, dim=1)
         traces = Traces(state.hebb, state.eligibility, state.theta)
         if self.plasticity is not None:
@@ -297,7 +295,7 @@ class PlasticLinear(_StatefulModule):
     def forward(self, x: Tensor, state: Optional[LinearState] = None):
         """One step. Returns ``(y, new_state)``; ``state=None`` starts a new episode."""
         state = self._prepare(x, state, "PlasticLinear")
-        pre_activation = nn.functional.linear(x, self.weight, self.bias)
+        pre_activation = linear(x, self.weight, self.bias)
         act = ACTIVATIONS[self.activation]
         if self.plasticity is None:
             return act(pre_activation), state

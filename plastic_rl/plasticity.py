@@ -112,6 +112,25 @@ class _PlasticMatVec(torch.autograd.Function):
         return grad_alpha, grad_hebb, grad_pre
 
 
+def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """``nn.functional.linear`` that also accepts one weight matrix per batch row.
+
+    With ``weight`` ``(out, in)`` it is ``F.linear``. With ``weight`` ``(batch, out, in)``
+    and ``bias`` ``(batch, out)`` row ``b`` of ``x`` goes through its own weights:
+    this is how a whole ES population (one parameter vector per episode) runs in
+    one batched forward without ``vmap`` (see ``plastic_rl.agents.es.PopulationPolicy``).
+    """
+    if weight.dim() == 2:
+        return nn.functional.linear(x, weight, bias)
+    y = torch.bmm(x.unsqueeze(1), weight.transpose(1, 2)).squeeze(1)
+    return y if bias is None else y + bias
+
+
+def per_sample(param: Tensor, ndim: int) -> Tensor:
+    """A scalar parameter as is, or a per-batch-row one ``(batch,)`` viewed to broadcast against ``ndim``-d tensors."""
+    return param if param.dim() == 0 else param.reshape(-1, *([1] * (ndim - 1)))
+
+
 def clamped_outer_update(hebb: Tensor, m: Tensor, post: Tensor, pre: Tensor, clip: float) -> Tensor:
     """``clamp(hebb + m ⊙ outer(post, pre), -clip, clip)`` for ``hebb`` ``(B, out, in)``, ``m`` ``(B, 1)`` or ``(B, out)``."""
     return _fused(_ClampedOuterUpdate, hebb, m, post, pre, clip)
@@ -282,7 +301,7 @@ class Plasticity(nn.Module):
 
     def neuromodulator(self, signal: Tensor) -> Tensor:
         """``M = tanh(w_M · signal + b_M)``, shape ``(batch, out)`` (fanned out) or ``(batch, 1)``."""
-        m = torch.tanh(self.modulator(signal))
+        m = torch.tanh(linear(signal, self.modulator.weight, self.modulator.bias))
         if hasattr(self, "modulator_fanout"):
             m = m * self.modulator_fanout
         return m
@@ -318,21 +337,26 @@ class Plasticity(nn.Module):
             # Backpropamine's case: a rank-one Δ, so the update runs fused.
             if self.modulation == "retroactive":
                 m = self.neuromodulator(signal)
-                hebb, eligibility = _fused(_RetroactiveUpdate, traces.hebb, eligibility, m, self.eta, post, pre, self.clip)
+                eta = per_sample(self.eta, 3)
+                hebb, eligibility = _fused(_RetroactiveUpdate, traces.hebb, eligibility, m, eta, post, pre, self.clip)
             else:
-                m = self.eta.expand(post.shape[0], 1) if self.modulation == "none" else self.neuromodulator(signal)
+                if self.modulation == "none":
+                    m = per_sample(self.eta, 2).expand(post.shape[0], 1)
+                else:
+                    m = self.neuromodulator(signal)
                 hebb = clamped_outer_update(traces.hebb, m.to(post.dtype), post, pre, self.clip)
             return Traces(hebb=hebb, eligibility=eligibility, theta=theta)
         delta = self.delta(pre, post, traces)
         if self.modulation == "none":
-            change = self.eta * delta
+            change = per_sample(self.eta, 3) * delta
         else:
             m = self.neuromodulator(signal).unsqueeze(2)
             if self.modulation == "simple":
                 change = m * delta
             else:  # retroactive: the update uses E from before this step
                 change = m * eligibility
-                eligibility = (1 - self.eta) * eligibility + self.eta * delta
+                eta = per_sample(self.eta, 3)
+                eligibility = (1 - eta) * eligibility + eta * delta
         hebb = torch.clamp(traces.hebb + change, -self.clip, self.clip)
         if self.rule == "bcm":
             theta = (1 - self.bcm_tau) * theta + self.bcm_tau * post.pow(2)

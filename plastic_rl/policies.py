@@ -33,7 +33,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from plastic_rl import state as state_ops
 from plastic_rl.cells import ACTIVATIONS, PlasticLinear, PlasticLSTMCell, PlasticRNNCell
-from plastic_rl.plasticity import check_choice, check_positive_int
+from plastic_rl.plasticity import check_choice, check_positive_int, linear
 
 ACTION_TYPES = ("discrete", "continuous")
 CELLS = {"rnn": PlasticRNNCell, "lstm": PlasticLSTMCell}
@@ -85,7 +85,9 @@ class _ActorCriticBase(nn.Module):
         self.value_head = nn.Linear(features, 1) if value_head else None
 
     def _value(self, features: Tensor) -> Optional[Tensor]:
-        return None if self.value_head is None else self.value_head(features).squeeze(-1)
+        if self.value_head is None:
+            return None
+        return linear(features, self.value_head.weight, self.value_head.bias).squeeze(-1)
 
     def distribution(self, output: PolicyOutput) -> Distribution:
         """The action distribution: ``Categorical`` over logits, or a diagonal ``Normal``."""
@@ -190,7 +192,7 @@ class RecurrentActorCritic(_ActorCriticBase):
     def forward(self, obs: Tensor, state=None) -> Tuple[PolicyOutput, Any]:
         """One step: ``(PolicyOutput(action_params, value), new_state)``; ``state=None`` starts an episode."""
         h, state = self.cell(obs, state)
-        return PolicyOutput(self.action_head(h), self._value(h)), state
+        return PolicyOutput(linear(h, self.action_head.weight, self.action_head.bias), self._value(h)), state
 
 
 class MLPActorCritic(_ActorCriticBase):

@@ -226,3 +226,45 @@ def test_recurrent_lstm_state_resets_between_episodes_under_evotorch():
         problem.evaluate(batch)
         fitness[n] = float(batch.evals[0, 0])
     assert fitness[2] == pytest.approx(fitness[1], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(plastic=False),
+        dict(modulation="simple"),
+        dict(modulation="none"),
+        dict(modulation="retroactive"),
+        dict(rule="oja", modulation="none"),
+        dict(rule="bcm", modulation="retroactive"),
+        dict(rule="abcd", modulation="simple"),
+        dict(policy="recurrent", cell="rnn"),
+        dict(policy="recurrent", cell="lstm", modulation="retroactive"),
+    ],
+    ids=lambda o: "-".join(f"{v}" for v in o.values()),
+)
+def test_population_policy_equals_evotorch_vmapped_policy(overrides):
+    """One batched forward with per-member weights gives EvoTorch's vmap result, resets included."""
+    from evotorch.neuroevolution.net.vecrl import Policy
+
+    config = tiny_config(hidden_size=6, **overrides)
+    torch.manual_seed(0)
+    adapter = es.EvoTorchPolicy(es.build_policy(config, 7, 3))
+    n = sum(p.numel() for p in adapter.parameters())
+    params = torch.randn(5, n) * 0.5  # five different members; large alpha so traces matter
+    reference, batched = Policy(adapter), es.PopulationPolicy(adapter)
+    reference.set_parameters(params.clone())
+    batched.set_parameters(params.clone())
+    obs = torch.randn(12, 5, 7)
+    for t in range(12):
+        expected, got = reference(obs[t]), batched(obs[t])
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+        if t == 5:  # members 1 and 3 start a new episode
+            done = torch.tensor([False, True, False, True, False])
+            reference.reset(done)
+            batched.reset(done)
+    # Replacing one member's parameters resets only that member.
+    new = torch.randn(1, n) * 0.5
+    reference.set_parameters(new, indices=[2])
+    batched.set_parameters(new.clone(), indices=[2])
+    torch.testing.assert_close(batched(obs[0]), reference(obs[0]), rtol=1e-5, atol=1e-6)
