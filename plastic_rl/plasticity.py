@@ -52,7 +52,9 @@ class _ClampedOuterUpdate(torch.autograd.Function):
 
     @staticmethod
     def forward(hebb: Tensor, m: Tensor, post: Tensor, pre: Tensor, clip: float) -> Tensor:
-        return torch.clamp(hebb + (m * post).unsqueeze(2) * pre.unsqueeze(1), -clip, clip)
+        # addcmul: one pass fewer over (batch, out, in) than hebb + outer product.
+        # (Out-of-place clamp: EvoTorch may hand in read-only tensors.)
+        return torch.clamp(torch.addcmul(hebb, (m * post).unsqueeze(2), pre.unsqueeze(1)), -clip, clip)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -157,7 +159,7 @@ class _RetroactiveUpdate(torch.autograd.Function):
 
     @staticmethod
     def forward(hebb, eligibility, m, eta, post, pre, clip: float):
-        new_hebb = torch.clamp(hebb + m.unsqueeze(2) * eligibility, -clip, clip)
+        new_hebb = torch.clamp(torch.addcmul(hebb, m.unsqueeze(2), eligibility), -clip, clip)
         new_elig = eta * (post.unsqueeze(2) * pre.unsqueeze(1)) + (1 - eta) * eligibility
         return new_hebb, new_elig
 
