@@ -253,7 +253,9 @@ class PopulationPolicy(Policy):
         if not self._batched():
             return super().__call__(x)
         if self._per_member is None:
-            flat = self.parameters
+            # EvoTorch hands the solutions over as a ReadOnlyTensor, whose Python-level
+            # __torch_function__ would run on every op of the forward (half its time).
+            flat = self.parameters.as_subclass(torch.Tensor)
             chunks = torch.split(flat, self._numels, dim=1)
             self._per_member = {
                 name: chunk.reshape(flat.shape[0], *shape)
