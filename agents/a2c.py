@@ -46,6 +46,7 @@ from plastic_rl.runs import (
     prepare_run_dir,
     read_metrics,
     save_checkpoint,
+    start_over_without_checkpoint,
 )
 
 from plastic_rl.envs.maze import OBS_SIZE, MazeVectorEnv
@@ -286,6 +287,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     :param run_dir: the run folder (created; must be new or empty unless ``resume``).
     :param resume: continue from ``run_dir/checkpoint.pt`` up to ``config.iterations``.
     """
+    resume = start_over_without_checkpoint(run_dir, resume)
     run_dir = prepare_run_dir(run_dir, resume)
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)

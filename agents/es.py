@@ -53,6 +53,7 @@ from plastic_rl.runs import (
     prepare_run_dir,
     read_metrics,
     save_checkpoint,
+    start_over_without_checkpoint,
 )
 
 ALGORITHMS = ("pgpe", "cmaes", "snes", "cem", "openai-es")
@@ -533,6 +534,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     """
     run_dir = Path(run_dir)
     checkpoint = None
+    resume = start_over_without_checkpoint(run_dir, resume)
     if resume:
         prepare_run_dir(run_dir, resume=True)
         checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)

@@ -22,6 +22,8 @@ import csv
 import io
 import json
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -95,6 +97,23 @@ def prepare_run_dir(run_dir: str | Path, resume: bool) -> Path:
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def start_over_without_checkpoint(run_dir: str | Path, resume: bool) -> bool:
+    """Whether a run should really resume: a run killed before its first checkpoint starts over.
+
+    Such a folder holds ``config.yaml`` (and perhaps a partial metrics file) but no
+    checkpoint, so there is nothing to continue; its contents are removed, a note
+    goes to stderr, and False is returned so the trainer starts afresh in it with
+    the same config.
+    """
+    run_dir = Path(run_dir)
+    if not resume or not (run_dir / CONFIG_FILE).is_file() or (run_dir / CHECKPOINT_FILE).is_file():
+        return resume
+    print(f"{run_dir}: no checkpoint was written before the run stopped; starting it over.", file=sys.stderr)
+    for entry in run_dir.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    return False
 
 
 class MetricsLogger:

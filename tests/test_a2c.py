@@ -187,3 +187,15 @@ def test_demo_preset_is_a_valid_config_and_reports_its_curve(tmp_path, capsys, m
     assert "reward per episode" in out and "learning_curve.png" in out
     assert (tmp_path / "demo" / "learning_curve.png").is_file()
     assert len(read_metrics(tmp_path / "demo" / "metrics.csv")) == 2
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it_over(tmp_path, capsys):
+    # What a kill before the first checkpoint leaves: the config and a partial metrics file.
+    run = tmp_path / "early"
+    assert cli_main(["train", "--config", str(_write_config(tmp_path / "c.yaml", 2)), "--run-dir", str(run)]) == 0
+    (run / "checkpoint.pt").unlink()
+    (run / "metrics.csv").write_text("iteration,mean_reward\n1,7.0\n")
+    assert cli_main(["train", "--resume", str(run), "--iterations", "4"]) == 0
+    assert "starting it over" in capsys.readouterr().err
+    assert [int(r["iteration"]) for r in read_metrics(run / "metrics.csv")] == [1, 2, 3, 4]
+    assert int(load_checkpoint(run / "checkpoint.pt")["iteration"]) == 4
