@@ -82,7 +82,7 @@ def evaluate_with_and_without_plasticity(run_dir: Path, episodes: int = 300, see
 
 def run_one(variant: str, seed: int, args, run_dir: Path) -> dict:
     """Train (or resume, or skip if finished) one run; return its summary."""
-    config = Config(seed=seed, iterations=args.iterations, learning_rate=args.learning_rate,
+    config = Config(seed=seed, iterations=args.iterations, learning_rate=args.learning_rate, adam_eps=args.adam_eps,
                     hidden_size=args.hidden_size, progress=not args.quiet, **VARIANTS[variant])
     summary_path = run_dir / SUMMARY_FILE
     if summary_path.is_file():
@@ -103,6 +103,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--iterations", type=int, default=1000, help="A2C iterations per run (30 episodes each)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--adam-eps", type=float, default=Config.adam_eps,
+                        help="Adam epsilon (Backpropamine's own code used 1e-4)")
     parser.add_argument("--hidden-size", type=int, default=100, help="hidden size of the plastic networks (the non-plastic one is matched)")
     parser.add_argument("--smooth", type=int, default=20, help="rolling-mean window (iterations) for the figure")
     parser.add_argument("--out", default="results/maze")
