@@ -155,9 +155,10 @@ class EvoTorchPolicy(nn.Module):
     policies a zero state *is* the initial state (zero traces, zero hidden). So
     the traces live only in ``h`` — this module stores nothing between calls.
 
-    ``VecGymNE`` evaluates the whole population with one ``vmap``-ed forward per
-    step, so inside the call ``x`` is a single observation ``(obs,)``; it is also
-    fine to call it with a batch ``(batch, obs)``.
+    Under :class:`PopulationPolicy` (what :func:`make_problem` uses) ``x`` is the
+    population's batch ``(popsize, obs)`` and every parameter has a leading
+    ``popsize`` dimension; under EvoTorch's own ``vmap``-ed ``Policy`` ``x`` is a
+    single observation ``(obs,)``. Both work.
 
     :param policy: a plastic-core policy built with ``value_head=False``; its
         deterministic action (``action_params``) is the action.

@@ -46,8 +46,8 @@ class _ClampedOuterUpdate(torch.autograd.Function):
     tensor. ``m`` is ``(batch, 1)`` (one rate per episode) or ``(batch, out)``.
     """
 
-    # setup_context style + out-of-place ops, so torch.func.vmap (EvoTorch's batched
-    # population forward) can run it too.
+    # setup_context style + out-of-place ops, so torch.func.vmap (e.g. EvoTorch's own
+    # vmapped population forward) can run it too.
     generate_vmap_rule = True
 
     @staticmethod
