@@ -233,10 +233,8 @@ def _episode_seed(config: Config, iteration: int) -> int:
 
 def _load_resume(run_dir: Path, config: Config, policy, optimizer) -> tuple[int, float]:
     """Restore weights, optimizer and sampling RNG; return (iteration, wall time) of the checkpoint."""
-    path = run_dir / CHECKPOINT_FILE
-    if not path.is_file():
-        raise RunDirError(f"cannot resume {str(run_dir)!r}: it has no {CHECKPOINT_FILE} yet; start it again without --resume.")
-    ckpt = load_checkpoint(path, map_location=config.device)
+    # train() has already made sure the checkpoint exists (start_over_without_checkpoint).
+    ckpt = load_checkpoint(run_dir / CHECKPOINT_FILE, map_location=config.device)
     if ckpt.get("trainer") != "a2c":
         raise RunDirError(f"cannot resume {str(run_dir)!r} with the a2c trainer: its checkpoint was written by {ckpt.get('trainer')!r}.")
     policy.load_state_dict(ckpt["policy"]["state_dict"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -127,7 +128,7 @@ def main(quick: bool = False, output: Optional[str] = None) -> Dict[str, Any]:
     popsize, length, gens = (8, 50, 1) if quick else (20, 1000, 2)
     setup = {"popsize": popsize, "episode_length": length, "timed_generations": gens, "algorithm": "pgpe",
              "policy": "MLP 64-64 tanh", "env": "plastic_rl/AntLegFailure-v0 (random leg failures)",
-             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs", "quick": quick}
+             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "quick": quick}
     results: Dict[str, Any] = {"setup": setup}
     print(f"ES benchmark: PGPE popsize {popsize}, {length}-step episodes, {gens} timed generation(s) after a warm-up")
     results["raw"] = bench_raw_step(2000 if quick else 20000)

@@ -33,13 +33,12 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-
-from plastic_rl.config import ConfigError, config_to_dict, save_config
 from evotorch.neuroevolution import VecGymNE
 from evotorch.neuroevolution.net.vecrl import Policy
+from torch import Tensor, nn
 
 from plastic_rl import state as state_ops
+from plastic_rl.config import ConfigError, config_to_dict, save_config
 from plastic_rl.policies import MLPActorCritic, RecurrentActorCritic, export_policy
 from plastic_rl.runs import (
     CHECKPOINT_FILE,

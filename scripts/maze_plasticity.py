@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -89,12 +88,10 @@ def run_one(variant: str, seed: int, args, run_dir: Path) -> dict:
         summary = json.loads(summary_path.read_text())
         if summary["iterations"] >= args.iterations:
             return summary
-    resume = (run_dir / CHECKPOINT_FILE).is_file() and (run_dir / CONFIG_FILE).is_file()
-    if not resume and run_dir.exists():
-        # Killed before its first checkpoint: nothing worth keeping.
-        shutil.rmtree(run_dir)
-    print(f"[maze_plasticity] {variant} seed {seed}: {'resuming' if resume else 'training'} to {args.iterations} iterations", file=sys.stderr)
-    return train(config, run_dir, resume=resume)
+    # A run killed before its first checkpoint is started over by train() itself.
+    resuming = (run_dir / CHECKPOINT_FILE).is_file()
+    print(f"[maze_plasticity] {variant} seed {seed}: {'resuming' if resuming else 'training'} to {args.iterations} iterations", file=sys.stderr)
+    return train(config, run_dir, resume=(run_dir / CONFIG_FILE).is_file())
 
 
 def main(argv=None) -> int:
