@@ -81,6 +81,10 @@ class Config:
     episode_length: int = 1000  # steps per episode (the env's time limit)
     num_episodes: int = 1  # episodes per fitness evaluation (fitness = their mean return)
     observation_normalization: bool = True  # EvoTorch's running obs normalization, synced across actors
+    # Subtracted from every step's reward during the search (EvoTorch's VecGymNE option): set it to the
+    # env's alive bonus (Ant-v5: healthy_reward = 1.0) so that standing still is worth nothing and only
+    # moving forward pays. Evaluation always reports the env's own return.
+    decrease_rewards_by: Optional[float] = None
 
     # --- policy (the searched parameter vector)
     policy: str = "mlp"  # mlp (plastic linear layers) or recurrent (a plastic RNN/LSTM cell)
@@ -131,6 +135,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"config field {name!r} must be a number >= 0 or null (the algorithm's default); got {value!r}.")
+        if self.decrease_rewards_by is not None and not math.isfinite(self.decrease_rewards_by):
+            raise ValueError(f"config field 'decrease_rewards_by' must be a finite number or null; got {self.decrease_rewards_by!r}.")
         if self.num_actors < 0:
             raise ValueError(f"config field 'num_actors' must be >= 0 (0 or 1 = this process); got {self.num_actors}.")
         if self.center_eval_episodes < 0:
@@ -313,6 +319,7 @@ def make_problem(config: Config, policy: nn.Module):
         env_config={**config.env_kwargs, "max_episode_steps": config.episode_length},
         observation_normalization=config.observation_normalization,
         num_episodes=config.num_episodes,
+        decrease_rewards_by=config.decrease_rewards_by,
         device=config.device,
         num_actors=config.num_actors if config.num_actors > 1 else None,
     )
@@ -513,7 +520,7 @@ def _check_resume(config: Config, checkpoint: Dict[str, Any], run_dir: Path) -> 
 
 
 def evaluate_center(config: Config, policy: nn.Module, obs_norm: Optional[Dict[str, Any]], generation: int) -> Tuple[float, int]:
-    """Mean return of ``policy`` over ``config.center_eval_episodes`` training-distribution episodes; (return, env steps)."""
+    """Mean fitness of ``policy`` over ``config.center_eval_episodes`` training-distribution episodes; (fitness, env steps)."""
     from plastic_rl.agents.evaluate import run_episodes
 
     if config.center_eval_episodes == 0:
@@ -522,7 +529,9 @@ def evaluate_center(config: Config, policy: nn.Module, obs_norm: Optional[Dict[s
         policy, obs_norm, config.env_id, [dict(config.env_kwargs)] * config.center_eval_episodes,
         episode_length=config.episode_length, seed=config.seed * 1_000_003 + generation,
     )
-    return float(np.mean(result["returns"])), int(result["lengths"].sum())
+    # Same measure as the population's fitness: EvoTorch subtracts decrease_rewards_by at every step.
+    returns = np.asarray(result["returns"], dtype=float) - (config.decrease_rewards_by or 0.0) * np.asarray(result["lengths"])
+    return float(np.mean(returns)), int(result["lengths"].sum())
 
 
 def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -29,7 +30,7 @@ import numpy as np
 from plastic_rl.agents import es
 from plastic_rl.agents.evaluate import evaluate_run, plot_velocity
 from plastic_rl.policies import MLPActorCritic
-from plastic_rl.runs import CHECKPOINT_FILE, atomic_write_json, atomic_write_text, load_checkpoint
+from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint
 
 VARIANTS = ("plastic", "static")
 
@@ -39,6 +40,7 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
     common = dict(
         algorithm=args.algorithm, popsize=args.popsize, generations=args.generations,
         episode_length=args.episode_length, seed=seed, hidden_sizes=tuple(args.hidden_sizes), num_actors=args.num_actors,
+        stdev_init=args.stdev_init, center_learning_rate=args.center_learning_rate, decrease_rewards_by=args.decrease_rewards_by,
     )
     plastic = es.Config(plastic=True, **common)
     obs_size, action_size = es.env_spaces(plastic.env_id, plastic.env_kwargs)
@@ -50,12 +52,9 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
 
 def train_or_resume(config: es.Config, run_dir: Path) -> Dict[str, Any]:
     """Train ``config`` into ``run_dir``, resuming if a checkpoint is already there."""
-    resume = (run_dir / CHECKPOINT_FILE).is_file()
-    if resume and int(load_checkpoint(run_dir / CHECKPOINT_FILE)["generation"]) >= config.generations:
+    resume = (run_dir / CONFIG_FILE).is_file()  # es.train starts a run killed before its first checkpoint over
+    if (run_dir / CHECKPOINT_FILE).is_file() and int(load_checkpoint(run_dir / CHECKPOINT_FILE)["generation"]) >= config.generations:
         return es.write_summary(run_dir, config)
-    if not resume and run_dir.exists():  # a run killed before its first checkpoint: start it again
-        for path in sorted(run_dir.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
     return es.train(config, run_dir, resume=resume)
 
 
@@ -72,6 +71,10 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--algorithm", default="pgpe", choices=es.ALGORITHMS)
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--num-actors", type=int, default=0)
+    parser.add_argument("--stdev-init", type=float, default=es.Config.stdev_init, help="initial search standard deviation per parameter")
+    parser.add_argument("--center-learning-rate", type=float, default=None, help="PGPE/ClipUp step (max speed = 2x); default: the Config default")
+    parser.add_argument("--decrease-rewards-by", type=float, default=1.0,
+                        help="subtracted from every step's reward during the search (Ant-v5's alive bonus is 1.0, so standing still earns nothing); evaluation reports the env's own return")
     parser.add_argument("--episodes", type=int, default=5, help="evaluation episodes per condition")
     parser.add_argument("--policy", choices=["center", "best"], default="center",
                         help="which policy to evaluate: the final ES center (default; the best sample is a lucky draw) or the best sample")
@@ -100,11 +103,15 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                 json_out=run_dir / "evaluation.json", seed=10_000 + seed, policy_key=policy_key, quiet=True,
             )
             intact = report["conditions"]["intact"]["mean_return"]
+            intact_velocity = report["conditions"]["intact"]["mean_forward_velocity"]
             for name, stats in report["conditions"].items():
                 rows.append({
                     "variant": variant, "seed": seed, "condition": name, "mean_return": stats["mean_return"],
                     "std_return": stats["std_return"], "mean_forward_velocity": stats["mean_forward_velocity"],
                     "retention": stats["mean_return"] / intact if name != "intact" else 1.0,
+                    # The return includes Ant's alive bonus (1 per step), so also the share of forward speed kept
+                    # (undefined when the intact policy does not move forward).
+                    "velocity_retention": stats["mean_forward_velocity"] / intact_velocity if intact_velocity > 0 else float("nan"),
                 })
             velocity[variant].append(report_velocity(run_dir, report))
 
@@ -117,6 +124,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
             table[variant][name] = {
                 "median_return": median([r["mean_return"] for r in sel]),
                 "median_retention": median([r["retention"] for r in sel]),
+                "median_velocity_retention": median([r["velocity_retention"] for r in sel]),
                 "median_forward_velocity": median([r["mean_forward_velocity"] for r in sel]),
             }
     wall = time.perf_counter() - start
@@ -125,13 +133,14 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         f"{args.episode_length}-step episodes, seeds {args.seeds}, {args.episodes} evaluation episodes per condition "
         f"({args.policy} policy), failure mid-episode at step {failure_step}. Median over seeds.",
         "",
-        "| condition | plastic return | static return | plastic retention | static retention |",
-        "|---|---:|---:|---:|---:|",
+        "| condition | plastic return | static return | plastic retention | static retention | plastic velocity | static velocity | plastic velocity kept | static velocity kept |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in conditions:
         p, s = table["plastic"][name], table["static"][name]
         lines.append(
-            f"| {name} | {p['median_return']:.1f} | {s['median_return']:.1f} | {p['median_retention']:.2f} | {s['median_retention']:.2f} |"
+            f"| {name} | {p['median_return']:.1f} | {s['median_return']:.1f} | {p['median_retention']:.2f} | {s['median_retention']:.2f} "
+            f"| {p['median_forward_velocity']:.3f} | {s['median_forward_velocity']:.3f} | {p['median_velocity_retention']:.2f} | {s['median_velocity_retention']:.2f} |"
         )
     failure_names = [n for n in conditions if n != "intact"]
     for variant in VARIANTS:
@@ -139,16 +148,26 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
             np.mean([r["retention"] for r in rows if r["variant"] == variant and r["seed"] == seed and r["condition"] in failure_names])
             for seed in args.seeds
         ]
+        per_seed_velocity = [
+            np.mean([r["velocity_retention"] for r in rows if r["variant"] == variant and r["seed"] == seed and r["condition"] in failure_names])
+            for seed in args.seeds
+        ]
         table[variant]["mean_retention_over_failures"] = {"median_over_seeds": median(per_seed), "per_seed": per_seed}
-        lines.append(f"\n{variant}: retention averaged over the {len(failure_names)} failure conditions, median over seeds = {median(per_seed):.3f} (per seed {', '.join(f'{v:.3f}' for v in per_seed)})")
+        table[variant]["mean_velocity_retention_over_failures"] = {"median_over_seeds": median(per_seed_velocity), "per_seed": per_seed_velocity}
+        lines.append(
+            f"\n{variant}: averaged over the {len(failure_names)} failure conditions, median over seeds: return retention {median(per_seed):.3f} "
+            f"(per seed {', '.join(f'{v:.3f}' for v in per_seed)}), velocity kept {median(per_seed_velocity):.3f} "
+            f"(per seed {', '.join(f'{v:.3f}' for v in per_seed_velocity)})"
+        )
     lines.append(f"\nwall time {wall:.0f} s in this invocation; per run: " + ", ".join(f"{k} {v['wall_time']:.0f} s / {v['env_steps']} steps / {v['parameters']} params" for k, v in budget.items()))
     text = "\n".join(lines)
     print(text)
 
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "results.csv", buffer.getvalue())
     atomic_write_text(out / "table.md", text + "\n")
     result = {"args": vars(args), "failure_step": failure_step, "budget": budget, "medians": table, "wall_time": wall}
     atomic_write_json(out / "summary.json", result)

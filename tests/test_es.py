@@ -268,3 +268,58 @@ def test_population_policy_equals_evotorch_vmapped_policy(overrides):
     reference.set_parameters(new, indices=[2])
     batched.set_parameters(new.clone(), indices=[2])
     torch.testing.assert_close(batched(obs[0]), reference(obs[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_decrease_rewards_by_removes_the_alive_bonus_from_fitness(tmp_path):
+    # Same seed, same samples, a deterministic env and episodes too short to fall: the only difference
+    # is the constant subtracted at each of the 20 steps, in the population's and the center's fitness.
+    fitness = {}
+    for d in (0.0, 1.0):
+        config = tiny_config(env_kwargs=DETERMINISTIC_ENV, center_eval_episodes=1, decrease_rewards_by=d, generations=1)
+        es.train(config, tmp_path / f"run{d}")
+        (row,) = read_metrics(tmp_path / f"run{d}" / "metrics.csv")
+        assert int(row["env_steps"]) == 4 * 20  # nobody fell: every episode ran its 20 steps
+        fitness[d] = (float(row["mean_fitness"]), float(row["center_fitness"]))
+    assert fitness[1.0][0] == pytest.approx(fitness[0.0][0] - 20, abs=1e-3)
+    assert fitness[1.0][1] == pytest.approx(fitness[0.0][1] - 20, abs=1e-3)
+    with pytest.raises(ValueError, match="'decrease_rewards_by' must be a finite number or null"):
+        es.Config(decrease_rewards_by=float("nan"))
+
+
+def test_limb_failure_script_writes_its_report(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "limb_failure.py"
+    spec = importlib.util.spec_from_file_location("limb_failure", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "limb"
+    args = ["--generations", "1", "--popsize", "4", "--episode-length", "20", "--seeds", "0", "--hidden-sizes", "8",
+            "--episodes", "1", "--output", str(out)]
+    result = script.main(args)
+    budget = result["budget"]
+    assert set(budget) == {"plastic-seed0", "static-seed0"}
+    # The static twin is widened to the plastic policy's parameter count.
+    assert abs(budget["static-seed0"]["parameters"] - budget["plastic-seed0"]["parameters"]) < 0.05 * budget["plastic-seed0"]["parameters"]
+    conditions = set(result["medians"]["plastic"]) - {"mean_retention_over_failures", "mean_velocity_retention_over_failures"}
+    legs = ("front_left", "front_right", "back_left", "back_right")
+    assert conditions == {"intact", *legs, *(f"{leg}@10" for leg in legs)}
+    for name in ("table.md", "results.csv", "summary.json", "velocity.png"):
+        assert (out / name).is_file()
+    # Running it again resumes the finished runs instead of training them anew.
+    mtime = (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime
+    script.main(args)
+    assert (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime == mtime
+
+
+def test_shipped_yaml_config_is_the_preset():
+    from pathlib import Path
+
+    from plastic_rl.agents.presets import PRESETS
+    from plastic_rl.config import config_from_dict, load_yaml
+
+    data = load_yaml(Path(__file__).parent.parent / "configs" / "ant_es.yaml")
+    assert data.pop("trainer") == "es"
+    preset = {k: v for k, v in PRESETS["ant-es"].items() if k != "trainer"}
+    assert config_from_dict(es.Config, data) == es.Config(**preset)
