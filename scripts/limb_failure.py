@@ -13,7 +13,7 @@ over seeds.
 
 Writes into ``--output``: one run folder per (variant, seed) (re-running the
 command resumes them), ``results.csv`` (one row per variant × seed × condition),
-``summary.json`` (medians and budget), ``table.md`` and ``velocity.png``.
+``summary.json`` (medians and budget), ``table.md``, ``velocity.png`` and ``training.png``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from plastic_rl.agents import es
 from plastic_rl.agents.evaluate import evaluate_run, plot_velocity
 from plastic_rl.policies import MLPActorCritic
-from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint
+from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
 
 VARIANTS = ("plastic", "static")
 
@@ -177,7 +177,34 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
             curves[f"{variant}, intact"] = np.nanmean([v["intact"] for v in velocity[variant]], axis=0)
             curves[f"{variant}, one leg fails"] = np.nanmean([v["failed"] for v in velocity[variant]], axis=0)
     plot_velocity(out / "velocity.png", curves, failure_step, title="forward velocity, a leg failing mid-episode (mean over legs and seeds)")
+    plot_training(out / "training.png", {f"{v}-seed{seed}": out / f"{v}-seed{seed}" for seed in args.seeds for v in VARIANTS})
     return result
+
+
+def plot_training(path: Path, runs: Dict[str, Path]) -> None:
+    """PNG of each run's population-mean and center fitness per generation (10-generation moving mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for label, run_dir in runs.items():
+        rows = read_metrics(run_dir / "metrics.csv")
+        generation = [int(r["generation"]) for r in rows]
+        for ax, key in zip(axes, ("mean_fitness", "center_fitness")):
+            values = np.array([float(r[key]) for r in rows])
+            smooth = np.convolve(values, np.ones(10) / 10, mode="valid") if len(values) >= 10 else values
+            ax.plot(generation[len(generation) - len(smooth):], smooth, label=label, linestyle="--" if label.startswith("static") else "-")
+    for ax, title in zip(axes, ("population mean fitness", "center fitness (1 episode)")):
+        ax.set_title(title)
+        ax.set_xlabel("generation")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fitness (return minus the alive bonus), 10-gen mean")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def report_velocity(run_dir: Path, report: Dict[str, Any]) -> Dict[str, np.ndarray]:

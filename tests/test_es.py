@@ -305,7 +305,7 @@ def test_limb_failure_script_writes_its_report(tmp_path):
     conditions = set(result["medians"]["plastic"]) - {"mean_retention_over_failures", "mean_velocity_retention_over_failures"}
     legs = ("front_left", "front_right", "back_left", "back_right")
     assert conditions == {"intact", *legs, *(f"{leg}@10" for leg in legs)}
-    for name in ("table.md", "results.csv", "summary.json", "velocity.png"):
+    for name in ("table.md", "results.csv", "summary.json", "velocity.png", "training.png"):
         assert (out / name).is_file()
     # Running it again resumes the finished runs instead of training them anew.
     mtime = (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime
