@@ -103,7 +103,6 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                 json_out=run_dir / "evaluation.json", seed=10_000 + seed, policy_key=policy_key, quiet=True,
             )
             intact = report["conditions"]["intact"]["mean_return"]
-            intact_velocity = report["conditions"]["intact"]["mean_forward_velocity"]
             for name, stats in report["conditions"].items():
                 rows.append({
                     "variant": variant, "seed": seed, "condition": name, "mean_return": stats["mean_return"],
@@ -111,7 +110,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                     "retention": stats["mean_return"] / intact if name != "intact" else 1.0,
                     # The return includes Ant's alive bonus (1 per step), so also the share of forward speed kept
                     # (undefined when the intact policy does not move forward).
-                    "velocity_retention": stats["mean_forward_velocity"] / intact_velocity if intact_velocity > 0 else float("nan"),
+                    "velocity_retention": velocity_kept(report, name, failure_step),
+                    "mean_episode_length": stats["mean_episode_length"],
                 })
             velocity[variant].append(report_velocity(run_dir, report))
 
@@ -125,22 +125,27 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                 "median_return": median([r["mean_return"] for r in sel]),
                 "median_retention": median([r["retention"] for r in sel]),
                 "median_velocity_retention": median([r["velocity_retention"] for r in sel]),
+                "median_episode_length": median([r["mean_episode_length"] for r in sel]),
                 "median_forward_velocity": median([r["mean_forward_velocity"] for r in sel]),
             }
     wall = time.perf_counter() - start
     lines = [
         f"Limb failure, {args.algorithm} popsize {args.popsize}, {args.generations} generations, "
         f"{args.episode_length}-step episodes, seeds {args.seeds}, {args.episodes} evaluation episodes per condition "
-        f"({args.policy} policy), failure mid-episode at step {failure_step}. Median over seeds.",
+        f"({args.policy} policy), failure mid-episode at step {failure_step}. Median over seeds. Return = the env's own "
+        f"(with the alive bonus); retention = return / intact return; velocity kept = forward velocity / intact forward "
+        f"velocity on the same episode seeds (for leg@K: from step K on); length = steps before the episode ended.",
         "",
-        "| condition | plastic return | static return | plastic retention | static retention | plastic velocity | static velocity | plastic velocity kept | static velocity kept |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| condition | plastic return | static return | plastic retention | static retention | plastic velocity | static velocity "
+        "| plastic velocity kept | static velocity kept | plastic length | static length |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in conditions:
         p, s = table["plastic"][name], table["static"][name]
         lines.append(
             f"| {name} | {p['median_return']:.1f} | {s['median_return']:.1f} | {p['median_retention']:.2f} | {s['median_retention']:.2f} "
-            f"| {p['median_forward_velocity']:.3f} | {s['median_forward_velocity']:.3f} | {p['median_velocity_retention']:.2f} | {s['median_velocity_retention']:.2f} |"
+            f"| {p['median_forward_velocity']:.3f} | {s['median_forward_velocity']:.3f} | {p['median_velocity_retention']:.2f} | {s['median_velocity_retention']:.2f} "
+            f"| {p['median_episode_length']:.0f} | {s['median_episode_length']:.0f} |"
         )
     failure_names = [n for n in conditions if n != "intact"]
     for variant in VARIANTS:
@@ -205,6 +210,20 @@ def plot_training(path: Path, runs: Dict[str, Path]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def velocity_kept(report: Dict[str, Any], name: str, failure_step: int) -> float:
+    """Forward velocity under condition ``name`` as a share of the intact policy's, on the same episodes.
+
+    Every condition replays the same episode seeds, so a mid-episode failure ("leg@K") is the intact
+    episode up to step K; only the steps from K on are compared. NaN when the intact policy does not
+    move forward there (a ratio would mean nothing).
+    """
+    start = failure_step if "@" in name else 0
+    with np.errstate(all="ignore"):
+        intact = float(np.nanmean(np.asarray(report["velocity"]["intact"], dtype=float)[start:]))
+        failed = float(np.nanmean(np.asarray(report["velocity"][name], dtype=float)[start:]))
+    return failed / intact if intact > 0 else float("nan")
 
 
 def report_velocity(run_dir: Path, report: Dict[str, Any]) -> Dict[str, np.ndarray]:

@@ -307,6 +307,11 @@ def test_limb_failure_script_writes_its_report(tmp_path):
     assert conditions == {"intact", *legs, *(f"{leg}@10" for leg in legs)}
     for name in ("table.md", "results.csv", "summary.json", "velocity.png", "training.png"):
         assert (out / name).is_file()
+    # Velocity kept: a leg failing at step K is compared with the intact episodes from step K on only.
+    report = {"velocity": {"intact": [2.0] * 20, "front_left@10": [2.0] * 10 + [0.5] * 10, "back_left": [1.0] * 20}}
+    assert script.velocity_kept(report, "front_left@10", 10) == pytest.approx(0.25)
+    assert script.velocity_kept(report, "back_left", 10) == pytest.approx(0.5)
+    assert np.isnan(script.velocity_kept({"velocity": {"intact": [-1.0] * 20, "back_left": [1.0] * 20}}, "back_left", 10))
     # Running it again resumes the finished runs instead of training them anew.
     mtime = (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime
     script.main(args)
