@@ -118,6 +118,7 @@ def cmd_evaluate(args) -> int:
             json_out=args.json,
             seed=args.seed,
             policy_key="center_policy" if args.policy == "center" else "policy",
+            compare=args.compare,
         )
     except RunDirError:
         raise
@@ -177,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--failure-step", type=int, default=None, help="step at which legs fail mid-episode (default: half the episode length)")
     evaluate.add_argument("--json", default=None, help="write the results to this JSON file")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--compare", metavar="RUN_DIR", default=None,
+                          help="a second run (e.g. the static twin) run on the same episodes; its table is printed, "
+                               "its results go under 'compare' in the JSON and its curves into the same PNG")
     evaluate.add_argument("--policy", choices=["best", "center"], default="best",
                           help="ES runs: the best sampled solution (default) or the final search center")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -306,6 +306,7 @@ def evaluate_run(
     policy_key: str = "policy",
     plot: bool = True,
     quiet: bool = False,
+    compare: Optional[str | Path] = None,
 ) -> Dict[str, Any]:
     """Evaluate a run folder's policy intact, with each leg failed from the start, and failing at ``failure_step``.
 
@@ -318,13 +319,22 @@ def evaluate_run(
     :param policy_key: which policy of the checkpoint (``"policy"`` or ``"center_policy"``).
     :param plot: write ``velocity_failure.png`` into the run folder (or next to ``json_out``).
     :param quiet: do not print the table.
-    :returns: ``{"run_dir", "env", ..., "conditions": {name: stats}, "velocity": {name: mean velocity per step}}``.
+    :param compare: a second run folder (e.g. the static twin) evaluated on the same conditions and
+        episode seeds; its results go under ``"compare"`` and its curves into the same PNG.
+    :returns: ``{"run_dir", "env", ..., "conditions": {name: stats}, "velocity": {name: mean velocity per step}}``
+        (plus ``"compare": {"run_dir", "conditions", "velocity"}`` with ``compare``).
     """
     legs = parse_failures(failures)  # argument errors before any loading
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"--episodes must be a positive integer; got {episodes!r}.")
     run = load_quadruped_run(run_dir, policy_key)
+    other = load_quadruped_run(compare, policy_key) if compare is not None else None
     length = run["episode_length"]
+    if other is not None and other["episode_length"] != length:
+        raise ValueError(
+            f"--compare needs a run with the same episode length: {str(run_dir)!r} has {length}, "
+            f"{str(compare)!r} has {other['episode_length']}."
+        )
     if failure_step is None:
         failure_step = length // 2
     if isinstance(failure_step, bool) or not isinstance(failure_step, int) or not 0 <= failure_step < length:
@@ -333,6 +343,11 @@ def evaluate_run(
     result = evaluate_policy(
         run["policy"], run["obs_norm"], run["env_id"], run["env_kwargs"], conditions, episodes, seed, length
     )
+    compared = None
+    if other is not None:
+        compared = evaluate_policy(
+            other["policy"], other["obs_norm"], other["env_id"], other["env_kwargs"], conditions, episodes, seed, length
+        )
     report = {
         "run_dir": str(run_dir),
         "policy_key": policy_key,
@@ -343,17 +358,52 @@ def evaluate_run(
         "failure_step": failure_step,
         "conditions": result["conditions"],
     }
+    if compared is not None:
+        report["compare"] = {"run_dir": str(compare), "conditions": compared["conditions"]}
     if plot:
         png = Path(json_out).with_suffix(".png") if json_out else Path(run_dir) / VELOCITY_PNG
-        curves = {"intact": result["velocity"]["intact"]}
-        curves.update({name: v for name, v in result["velocity"].items() if "@" in name})
-        plot_velocity(png, curves, failure_step if legs else None, title=f"{Path(run_dir).name}: leg failing at step {failure_step}")
+        if compared is None:
+            curves = _failure_curves(result["velocity"], "")
+            title = f"{Path(run_dir).name}: leg failing at step {failure_step}"
+        else:  # one intact curve and one mean failure curve per run, so the two runs stay readable
+            curves = {**_mean_failure_curves(result["velocity"], _run_label(run, run_dir)),
+                      **_mean_failure_curves(compared["velocity"], _run_label(other, compare))}
+            title = f"a leg failing at step {failure_step} (mean over the failed legs)"
+        plot_velocity(png, curves, failure_step if legs else None, title=title)
         report["velocity_png"] = str(png)
     if json_out:
         atomic_write_json(json_out, report)
     report["velocity"] = result["velocity"]  # per-step curves: returned, not written to the JSON
+    if compared is not None:
+        report["compare"]["velocity"] = compared["velocity"]
     if not quiet:
         print(format_table(result["conditions"], title=f"{run_dir} ({policy_key}, {episodes} episodes per condition)"))
+        if compared is not None:
+            print()
+            print(format_table(compared["conditions"], title=f"{compare} ({policy_key}, the same episodes)"))
         if json_out:
             print(f"results: {json_out}")
     return report
+
+
+def _failure_curves(velocity: Mapping[str, Sequence[float]], prefix: str) -> Dict[str, Sequence[float]]:
+    """The intact curve and every mid-episode failure curve of one evaluation."""
+    curves = {f"{prefix}intact": velocity["intact"]}
+    curves.update({f"{prefix}{name}": v for name, v in velocity.items() if "@" in name})
+    return curves
+
+
+def _mean_failure_curves(velocity: Mapping[str, Sequence[float]], label: str) -> Dict[str, Sequence[float]]:
+    """The intact curve and the mean of the mid-episode failure curves of one evaluation."""
+    failed = [np.asarray(v, dtype=float) for name, v in velocity.items() if "@" in name]
+    curves: Dict[str, Sequence[float]] = {f"{label}, intact": velocity["intact"]}
+    if failed:
+        with np.errstate(all="ignore"):
+            curves[f"{label}, one leg fails"] = np.nanmean(failed, axis=0)
+    return curves
+
+
+def _run_label(run: Mapping[str, Any], run_dir: str | Path) -> str:
+    """'<folder> (plastic)' or '<folder> (static)'; the plot draws static curves dashed."""
+    plastic = bool(getattr(run["policy"], "config", {}).get("plastic", True))
+    return f"{Path(run_dir).name} ({'plastic' if plastic else 'static'})"

@@ -113,3 +113,30 @@ def test_cli_unknown_leg_exits_2_with_one_sentence(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--failures must be 'all', 'none' or comma-separated leg names" in lines[0]
     assert es.Config().env_id == ENV
+
+
+def _save_run(path, policy, episode_length=20):
+    save_checkpoint(
+        {"policy": export_policy(policy), "obs_norm": None,
+         "env": {"id": ENV, "kwargs": {"failed_legs": "random"}, "episode_length": episode_length}},
+        path / CHECKPOINT_FILE,
+    )
+    return path
+
+
+def test_compare_runs_a_second_policy_on_the_same_episodes(tmp_path):
+    import json
+
+    plastic = MLPActorCritic(105, 8, hidden_sizes=(16,), output_activation="tanh", value_head=False, plastic=True)
+    a = _save_run(tmp_path / "a", plastic)
+    b = _save_run(tmp_path / "b", make_policy(1))
+    report = evaluate_run(a, failures="front_left", episodes=2, json_out=tmp_path / "cmp.json", quiet=True, compare=a)
+    # The same policy on the same conditions and episode seeds: the comparison reproduces the run exactly.
+    assert report["compare"]["conditions"] == report["conditions"]
+    report = evaluate_run(a, failures="front_left", episodes=2, json_out=tmp_path / "cmp.json", quiet=True, compare=b)
+    written = json.loads((tmp_path / "cmp.json").read_text())
+    assert written["compare"]["run_dir"] == str(b) and set(written["compare"]["conditions"]) == set(written["conditions"])
+    assert written["compare"]["conditions"] != written["conditions"]  # another policy, other returns
+    assert "velocity" not in written["compare"] and (tmp_path / "cmp.png").is_file()
+    with pytest.raises(ValueError, match="--compare needs a run with the same episode length"):
+        evaluate_run(a, failures="all", quiet=True, compare=_save_run(tmp_path / "c", make_policy(), episode_length=30))
