@@ -30,11 +30,12 @@ OVERRIDE_FLAGS = {
     "popsize": "popsize",
     "num_actors": "num_actors",
     "episode_length": "episode_length",
+    "center_learning_rate": "center_learning_rate",
     "ray_address": "ray_address",
     "device": "device",
 }
 # Fields a resumed run may change (how far to go, where to run); everything else must match the checkpoint.
-RESUMABLE_FIELDS = {"iterations", "generations", "num_actors", "ray_address", "device"}
+RESUMABLE_FIELDS = {"iterations", "generations", "num_actors", "ray_address", "device", "center_learning_rate"}
 
 
 class UsageError(ValueError):
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--algorithm", help="ES: pgpe, cmaes, snes, cem or openai-es")
     train.add_argument("--popsize", type=int, help="ES: population size")
     train.add_argument("--num-actors", type=int, help="ES: Ray actors (0 = run in this process)")
+    train.add_argument("--center-learning-rate", type=float,
+                       help="ES: the center's step (pgpe: ClipUp step, max speed 2x); may change on --resume, e.g. to lower it late in a run")
     train.add_argument("--episode-length", type=int, help="steps per episode")
     train.add_argument("--ray-address", help="ES: join this Ray cluster instead of starting a local one")
     train.set_defaults(func=cmd_train)

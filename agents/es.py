@@ -67,7 +67,9 @@ METRIC_FIELDS = (
     "best_ever_fitness", "mean_stdev", "steps_per_second",
 )
 # Config fields a resumed run may change; everything else must match the checkpoint.
-RESUMABLE_FIELDS = ("generations", "num_actors", "ray_address", "device")
+# center_learning_rate may change too: a lower step late in a run (the README's limb-failure notes) is a
+# resume with a new step; the searcher's state (center, σ, ClipUp velocity) carries over unchanged.
+RESUMABLE_FIELDS = ("generations", "num_actors", "ray_address", "device", "center_learning_rate")
 
 
 # --------------------------------------------------------------------------------------------------- 1. config
@@ -431,7 +433,11 @@ def restore_searcher_state(searcher, state: Dict[str, Any]) -> None:
         if "clipup_velocity" in state:
             searcher._optimizer._velocity = state["clipup_velocity"].to(searcher._optimizer._velocity.device)
         if "torch_optimizer" in state:
-            searcher._optimizer._optim.load_state_dict(state["torch_optimizer"])
+            optim = searcher._optimizer._optim
+            learning_rates = [group["lr"] for group in optim.param_groups]  # the config's, which may have changed
+            optim.load_state_dict(state["torch_optimizer"])
+            for group, lr in zip(optim.param_groups, learning_rates):
+                group["lr"] = lr
         if "population" in state:
             values, evals = state["population"]["values"], state["population"]["evals"]
             batch = SolutionBatch(searcher.problem, popsize=values.shape[0], device=dist.device, empty=True)

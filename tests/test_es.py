@@ -328,3 +328,19 @@ def test_shipped_yaml_config_is_the_preset():
     assert data.pop("trainer") == "es"
     preset = {k: v for k, v in PRESETS["ant-es"].items() if k != "trainer"}
     assert config_from_dict(es.Config, data) == es.Config(**preset)
+
+
+@pytest.mark.parametrize("algorithm", ["pgpe", "openai-es"])
+def test_resume_with_a_lower_center_step(tmp_path, algorithm):
+    run = tmp_path / "run"
+    es.train(tiny_config(algorithm=algorithm, center_learning_rate=0.05), run)
+    before = torch.load(run / CHECKPOINT_FILE, weights_only=True)["searcher"]["distribution"]["mu"]
+    assert cli_main(["train", "--resume", str(run), "--generations", "3", "--center-learning-rate", "1e-5"]) == 0
+    checkpoint = torch.load(run / CHECKPOINT_FILE, weights_only=True)
+    assert checkpoint["config"]["center_learning_rate"] == 1e-5
+    moved = float((checkpoint["searcher"]["distribution"]["mu"] - before).abs().max())
+    # The new step is in force: ClipUp's max speed is 2e-5; Adam moves each parameter by about lr.
+    # At the old step (0.05) one generation moves the center by orders of magnitude more.
+    assert 0 < moved < 1e-4
+    if algorithm == "openai-es":
+        assert checkpoint["searcher"]["torch_optimizer"]["param_groups"][0]["lr"] == 1e-5
