@@ -363,7 +363,7 @@ def evaluate_run(
     if plot:
         png = Path(json_out).with_suffix(".png") if json_out else Path(run_dir) / VELOCITY_PNG
         if compared is None:
-            curves = _failure_curves(result["velocity"], "")
+            curves = _failure_curves(result["velocity"])
             title = f"{Path(run_dir).name}: leg failing at step {failure_step}"
         else:  # one intact curve and one mean failure curve per run, so the two runs stay readable
             curves = {**_mean_failure_curves(result["velocity"], _run_label(run, run_dir)),
@@ -386,20 +386,28 @@ def evaluate_run(
     return report
 
 
-def _failure_curves(velocity: Mapping[str, Sequence[float]], prefix: str) -> Dict[str, Sequence[float]]:
+def _failure_curves(velocity: Mapping[str, Sequence[float]]) -> Dict[str, Sequence[float]]:
     """The intact curve and every mid-episode failure curve of one evaluation."""
-    curves = {f"{prefix}intact": velocity["intact"]}
-    curves.update({f"{prefix}{name}": v for name, v in velocity.items() if "@" in name})
+    curves = {"intact": velocity["intact"]}
+    curves.update({name: v for name, v in velocity.items() if "@" in name})
     return curves
+
+
+def mean_failure_curve(velocity: Mapping[str, Sequence[float]]) -> Optional[np.ndarray]:
+    """Mean forward velocity per step over the mid-episode failure conditions ("leg@K"); None if there are none."""
+    failed = [np.asarray(v, dtype=float) for name, v in velocity.items() if "@" in name]
+    if not failed:
+        return None
+    with np.errstate(all="ignore"):  # steps where every episode had ended are NaN
+        return np.nanmean(failed, axis=0)
 
 
 def _mean_failure_curves(velocity: Mapping[str, Sequence[float]], label: str) -> Dict[str, Sequence[float]]:
     """The intact curve and the mean of the mid-episode failure curves of one evaluation."""
-    failed = [np.asarray(v, dtype=float) for name, v in velocity.items() if "@" in name]
     curves: Dict[str, Sequence[float]] = {f"{label}, intact": velocity["intact"]}
-    if failed:
-        with np.errstate(all="ignore"):
-            curves[f"{label}, one leg fails"] = np.nanmean(failed, axis=0)
+    failed = mean_failure_curve(velocity)
+    if failed is not None:
+        curves[f"{label}, one leg fails"] = failed
     return curves
 
 

@@ -28,7 +28,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from plastic_rl.agents import es
-from plastic_rl.agents.evaluate import evaluate_run, plot_velocity
+from plastic_rl.agents.evaluate import evaluate_run, mean_failure_curve, plot_velocity
 from plastic_rl.policies import MLPActorCritic
 from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
 
@@ -113,7 +113,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                     "velocity_retention": velocity_kept(report, name, failure_step),
                     "mean_episode_length": stats["mean_episode_length"],
                 })
-            velocity[variant].append(report_velocity(run_dir, report))
+            velocity[variant].append(report_velocity(report))
 
     conditions = list(dict.fromkeys(r["condition"] for r in rows))
     table: Dict[str, Dict[str, Dict[str, float]]] = {}
@@ -148,15 +148,16 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
             f"| {p['median_episode_length']:.0f} | {s['median_episode_length']:.0f} |"
         )
     failure_names = [n for n in conditions if n != "intact"]
+
+    def per_seed_mean_over_failures(variant: str, key: str) -> List[float]:
+        return [
+            float(np.mean([r[key] for r in rows if r["variant"] == variant and r["seed"] == seed and r["condition"] in failure_names]))
+            for seed in args.seeds
+        ]
+
     for variant in VARIANTS:
-        per_seed = [
-            np.mean([r["retention"] for r in rows if r["variant"] == variant and r["seed"] == seed and r["condition"] in failure_names])
-            for seed in args.seeds
-        ]
-        per_seed_velocity = [
-            np.mean([r["velocity_retention"] for r in rows if r["variant"] == variant and r["seed"] == seed and r["condition"] in failure_names])
-            for seed in args.seeds
-        ]
+        per_seed = per_seed_mean_over_failures(variant, "retention")
+        per_seed_velocity = per_seed_mean_over_failures(variant, "velocity_retention")
         table[variant]["mean_retention_over_failures"] = {"median_over_seeds": median(per_seed), "per_seed": per_seed}
         table[variant]["mean_velocity_retention_over_failures"] = {"median_over_seeds": median(per_seed_velocity), "per_seed": per_seed_velocity}
         lines.append(
@@ -226,12 +227,10 @@ def velocity_kept(report: Dict[str, Any], name: str, failure_step: int) -> float
     return failed / intact if intact > 0 else float("nan")
 
 
-def report_velocity(run_dir: Path, report: Dict[str, Any]) -> Dict[str, np.ndarray]:
+def report_velocity(report: Dict[str, Any]) -> Dict[str, np.ndarray]:
     """Mean velocity curves of one evaluation: intact, and the mean over the mid-episode failure conditions."""
     curves = report["velocity"]
-    failed = [np.asarray(v, dtype=float) for name, v in curves.items() if "@" in name]
-    with np.errstate(all="ignore"):
-        return {"intact": np.asarray(curves["intact"], dtype=float), "failed": np.nanmean(failed, axis=0)}
+    return {"intact": np.asarray(curves["intact"], dtype=float), "failed": mean_failure_curve(curves)}
 
 
 if __name__ == "__main__":
