@@ -50,6 +50,11 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--decrease-rewards-by", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    for name in ("samples", "episodes"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer; got {getattr(args, name)}.")
+    if not args.sigma > 0:
+        parser.error(f"--sigma must be a positive number; got {args.sigma}.")
 
     torch.manual_seed(args.seed)
     seeds = list(range(500, 500 + args.episodes))
