@@ -6,7 +6,7 @@ and trainers in :mod:`plastic_rl.agents`.
 """
 
 from plastic_rl.cells import LinearState, LSTMState, PlasticLinear, PlasticLSTMCell, PlasticRNNCell, RNNState
-from plastic_rl.plasticity import MODULATIONS, RULES, Plasticity, Traces
+from plastic_rl.plasticity import MODULATIONS, PLASTICITY_FIELDS, RULES, Plasticity, PlasticityConfig, Traces
 from plastic_rl.policies import (
     MLPActorCritic,
     PolicyOutput,
@@ -29,6 +29,8 @@ __all__ = [
     "LSTMState",
     "LinearState",
     "Plasticity",
+    "PlasticityConfig",
+    "PLASTICITY_FIELDS",
     "Traces",
     "MODULATIONS",
     "RULES",

@@ -15,13 +15,13 @@ traces, so trainers treat both alike.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
 
 from plastic_rl import state as state_ops
-from plastic_rl.plasticity import Plasticity, Traces, check_choice, check_positive_int, linear
+from plastic_rl.plasticity import Plasticity, PlasticityConfig, Traces, check_choice, check_positive_int, linear, plasticity_config
 
 ACTIVATIONS = {
     "tanh": torch.tanh,
@@ -101,13 +101,12 @@ class _StatefulModule(nn.Module):
         return self.plasticity is not None
 
 
-def _make_plasticity(plastic: bool, in_features: int, out_features: int, **kwargs) -> Optional[Plasticity]:
-    if not plastic:
-        # Validate the choices anyway so a typo is caught even in the baseline.
-        check_choice("modulation", kwargs["modulation"], ("none", "simple", "retroactive"))
-        check_choice("rule", kwargs["rule"], ("hebbian", "oja", "bcm", "abcd"))
-        return None
-    return Plasticity(in_features, out_features, **kwargs)
+def _make_plasticity(
+    plastic: bool, in_features: int, out_features: int, plasticity: Optional[PlasticityConfig], fields: dict
+) -> Optional[Plasticity]:
+    # The config is built (and so validated) even for the non-plastic baseline, so a typo is caught there too.
+    config = plasticity_config(plasticity, **fields)
+    return Plasticity(in_features, out_features, config) if plastic else None
 
 
 class PlasticRNNCell(_StatefulModule):
@@ -119,26 +118,19 @@ class PlasticRNNCell(_StatefulModule):
 
     :param input_size: number of input features.
     :param hidden_size: number of recurrent units.
-    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
-    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
-    :param clip: traces are clipped to ``[-clip, clip]``.
     :param plastic: if False, no plasticity parameters are created (the non-plastic baseline).
-    :param modulator_fanout: fan the scalar modulator out to one rate per neuron.
-    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
-    :param eta_init: initial η.
+    :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
+    :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
-        modulation: str = "simple",
-        rule: str = "hebbian",
-        clip: float = 1.0,
         plastic: bool = True,
-        modulator_fanout: bool = False,
-        alpha_init: float = 0.01,
-        eta_init: float = 0.01,
+        plasticity: Optional[PlasticityConfig] = None,
+        **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("input_size", input_size)
@@ -147,10 +139,7 @@ class PlasticRNNCell(_StatefulModule):
         self.weight_ih = nn.Parameter(_uniform_(torch.empty(hidden_size, input_size), hidden_size))
         self.weight_hh = nn.Parameter(_uniform_(torch.empty(hidden_size, hidden_size), hidden_size))
         self.bias = nn.Parameter(_uniform_(torch.empty(hidden_size), hidden_size))
-        self.plasticity = _make_plasticity(
-            plastic, hidden_size, hidden_size, modulation=modulation, rule=rule, clip=clip,
-            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
-        )
+        self.plasticity = _make_plasticity(plastic, hidden_size, hidden_size, plasticity, fields)
 
     def initial_state(self, batch_size: int) -> RNNState:
         """Zero hidden state and traces for ``batch_size`` episodes."""
@@ -181,26 +170,19 @@ class PlasticLSTMCell(_StatefulModule):
 
     :param input_size: number of input features.
     :param hidden_size: number of LSTM units.
-    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
-    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
-    :param clip: traces are clipped to ``[-clip, clip]``.
     :param plastic: if False, no plasticity parameters are created (a plain LSTM cell).
-    :param modulator_fanout: fan the scalar modulator out to one rate per neuron.
-    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
-    :param eta_init: initial η.
+    :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
+    :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
-        modulation: str = "simple",
-        rule: str = "hebbian",
-        clip: float = 1.0,
         plastic: bool = True,
-        modulator_fanout: bool = False,
-        alpha_init: float = 0.01,
-        eta_init: float = 0.01,
+        plasticity: Optional[PlasticityConfig] = None,
+        **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("input_size", input_size)
@@ -211,10 +193,7 @@ class PlasticLSTMCell(_StatefulModule):
         self.weight_hh = nn.Parameter(_uniform_(torch.empty(h4, hidden_size), hidden_size))
         self.bias_ih = nn.Parameter(_uniform_(torch.empty(h4), hidden_size))
         self.bias_hh = nn.Parameter(_uniform_(torch.empty(h4), hidden_size))
-        self.plasticity = _make_plasticity(
-            plastic, hidden_size, hidden_size, modulation=modulation, rule=rule, clip=clip,
-            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
-        )
+        self.plasticity = _make_plasticity(plastic, hidden_size, hidden_size, plasticity, fields)
 
     def initial_state(self, batch_size: int) -> LSTMState:
         """Zero ``h``, ``c`` and traces for ``batch_size`` episodes."""
@@ -248,30 +227,23 @@ class PlasticLinear(_StatefulModule):
 
     :param in_features: input size.
     :param out_features: output size.
-    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
-    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
     :param activation: ``"tanh"``, ``"relu"``, ``"sigmoid"`` or ``"identity"``.
-    :param clip: traces are clipped to ``[-clip, clip]``.
     :param plastic: if False, no plasticity parameters are created (``nn.Linear`` + activation).
     :param bias: whether the layer has a bias.
-    :param modulator_fanout: fan the scalar modulator out to one rate per output unit.
-    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
-    :param eta_init: initial η.
+    :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
+    :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        modulation: str = "simple",
-        rule: str = "hebbian",
         activation: str = "tanh",
-        clip: float = 1.0,
         plastic: bool = True,
         bias: bool = True,
-        modulator_fanout: bool = False,
-        alpha_init: float = 0.01,
-        eta_init: float = 0.01,
+        plasticity: Optional[PlasticityConfig] = None,
+        **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("in_features", in_features)
@@ -282,10 +254,7 @@ class PlasticLinear(_StatefulModule):
         linear = nn.Linear(in_features, out_features, bias=bias)  # borrow torch's initialisation
         self.weight = nn.Parameter(linear.weight.detach().clone())
         self.bias = nn.Parameter(linear.bias.detach().clone()) if bias else None
-        self.plasticity = _make_plasticity(
-            plastic, in_features, out_features, modulation=modulation, rule=rule, clip=clip,
-            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
-        )
+        self.plasticity = _make_plasticity(plastic, in_features, out_features, plasticity, fields)
 
     def initial_state(self, batch_size: int) -> LinearState:
         """Zero traces for ``batch_size`` episodes."""

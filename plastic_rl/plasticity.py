@@ -13,8 +13,9 @@ uses are created, so evolution strategies never search dead dimensions.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,60 @@ def check_positive_int(name: str, value: object) -> None:
     """Raise ``ValueError`` unless ``value`` is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlasticityConfig:
+    """The plasticity hyper-parameters of one plastic connection matrix, shared by every plastic module.
+
+    Cells, layers and policies take these as keyword arguments (``modulation="simple", clip=1.0``)
+    or as one ``plasticity=PlasticityConfig(...)`` object; either way they reach :class:`Plasticity`
+    as this one frozen record, so a new field is added here and nowhere else.
+    """
+
+    modulation: str = "simple"  #: "none", "simple" or "retroactive" (see :class:`Plasticity`)
+    rule: str = "hebbian"  #: "hebbian", "oja", "bcm" or "abcd"
+    clip: float = 1.0  #: traces are clipped to [-clip, clip]
+    modulator_fanout: bool = False  #: fan the scalar modulator out to one rate per post-neuron (Backpropamine's modfanout)
+    alpha_init: float = 0.01  #: alpha starts at alpha_init * U[0, 1]
+    eta_init: float = 0.01  #: initial value of the learned η (plasticity rate or eligibility decay)
+    bcm_tau: float = 0.1  #: rate of the BCM threshold's running mean (not learned)
+
+    def __post_init__(self) -> None:
+        check_choice("modulation", self.modulation, MODULATIONS)
+        check_choice("rule", self.rule, RULES)
+        for name in ("clip", "alpha_init", "eta_init", "bcm_tau"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number; got {value!r}.")
+        if not self.clip > 0:
+            raise ValueError(f"clip must be a positive number; got {self.clip!r}.")
+        if not 0 < self.bcm_tau <= 1:
+            raise ValueError(f"bcm_tau must be in (0, 1]; got {self.bcm_tau!r}.")
+        if not isinstance(self.modulator_fanout, bool):
+            raise ValueError(f"modulator_fanout must be True or False; got {self.modulator_fanout!r}.")
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The fields as a plain dict (e.g. to store in a policy's ``config``)."""
+        return dataclasses.asdict(self)
+
+
+PLASTICITY_FIELDS = tuple(f.name for f in dataclasses.fields(PlasticityConfig))
+
+
+def plasticity_config(plasticity: Optional[PlasticityConfig] = None, **fields: Any) -> PlasticityConfig:
+    """One :class:`PlasticityConfig` from an optional base and keyword overrides.
+
+    :param plasticity: a base config (default: :class:`PlasticityConfig`'s defaults).
+    :param fields: fields of :class:`PlasticityConfig` that override the base.
+    """
+    unknown = sorted(set(fields) - set(PLASTICITY_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown plasticity argument {unknown[0]!r}; allowed: {', '.join(PLASTICITY_FIELDS)}.")
+    base = plasticity if plasticity is not None else PlasticityConfig()
+    if not isinstance(base, PlasticityConfig):
+        raise TypeError(f"plasticity must be a PlasticityConfig; got {type(base).__name__}.")
+    return dataclasses.replace(base, **fields) if fields else base
 
 
 class _ClampedOuterUpdate(torch.autograd.Function):
@@ -219,45 +274,32 @@ class Plasticity(nn.Module):
 
     :param in_features: number of presynaptic units.
     :param out_features: number of postsynaptic units.
-    :param modulation: one of ``MODULATIONS``.
-    :param rule: one of ``RULES``.
-    :param clip: traces are clipped to ``[-clip, clip]``.
+    :param plasticity: the hyper-parameters (a :class:`PlasticityConfig`).
     :param modulator_size: size of the signal the neuromodulator reads (usually ``out_features``).
-    :param modulator_fanout: if True, the scalar modulator is fanned out to one rate per
-        post-neuron by a learned 1→N map (Backpropamine's ``modfanout``).
-    :param alpha_init: alpha is initialised to ``alpha_init * U[0, 1]``.
-    :param eta_init: initial value of the learned η (plasticity rate or eligibility decay).
-    :param bcm_tau: rate of the BCM threshold's running mean (not learned).
+    :param fields: :class:`PlasticityConfig` fields overriding ``plasticity`` (``modulation="retroactive"``).
     """
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        modulation: str = "simple",
-        rule: str = "hebbian",
-        clip: float = 1.0,
+        plasticity: Optional[PlasticityConfig] = None,
         modulator_size: Optional[int] = None,
-        modulator_fanout: bool = False,
-        alpha_init: float = 0.01,
-        eta_init: float = 0.01,
-        bcm_tau: float = 0.1,
+        **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("in_features", in_features)
         check_positive_int("out_features", out_features)
-        check_choice("modulation", modulation, MODULATIONS)
-        check_choice("rule", rule, RULES)
-        if not clip > 0:
-            raise ValueError(f"clip must be a positive number; got {clip!r}.")
-        if not 0 < bcm_tau <= 1:
-            raise ValueError(f"bcm_tau must be in (0, 1]; got {bcm_tau!r}.")
+        config = plasticity_config(plasticity, **fields)
+        self.config = config
         self.in_features = in_features
         self.out_features = out_features
-        self.modulation = modulation
-        self.rule = rule
-        self.clip = float(clip)
-        self.bcm_tau = float(bcm_tau)
+        self.modulation = config.modulation
+        self.rule = config.rule
+        self.clip = float(config.clip)
+        self.bcm_tau = float(config.bcm_tau)
+        modulation, rule, alpha_init, eta_init = config.modulation, config.rule, config.alpha_init, config.eta_init
+        modulator_fanout = config.modulator_fanout
 
         self.alpha = nn.Parameter(alpha_init * torch.rand(out_features, in_features))
         if modulation in ("none", "retroactive"):

@@ -33,7 +33,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from plastic_rl import state as state_ops
 from plastic_rl.cells import ACTIVATIONS, PlasticLinear, PlasticLSTMCell, PlasticRNNCell
-from plastic_rl.plasticity import check_choice, check_positive_int, linear
+from plastic_rl.plasticity import PlasticityConfig, check_choice, check_positive_int, linear, plasticity_config
 
 ACTION_TYPES = ("discrete", "continuous")
 CELLS = {"rnn": PlasticRNNCell, "lstm": PlasticLSTMCell}
@@ -136,15 +136,12 @@ class RecurrentActorCritic(_ActorCriticBase):
     :param action_type: ``"discrete"`` or ``"continuous"``.
     :param hidden_size: recurrent units.
     :param cell: ``"rnn"`` (Backpropamine's plastic Elman cell) or ``"lstm"``.
-    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
-    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
     :param plastic: False builds the non-plastic baseline (no alpha, η, modulator).
     :param value_head: False drops the critic (e.g. for evolution strategies, which would otherwise search it).
-    :param clip: trace clip.
-    :param modulator_fanout: fan the modulator out to one rate per neuron.
-    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
-    :param eta_init: initial η.
     :param log_std_init: initial log std of continuous actions.
+    :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
+    :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
@@ -154,29 +151,23 @@ class RecurrentActorCritic(_ActorCriticBase):
         action_type: str = "discrete",
         hidden_size: int = 100,
         cell: str = "rnn",
-        modulation: str = "simple",
-        rule: str = "hebbian",
         plastic: bool = True,
         value_head: bool = True,
-        clip: float = 1.0,
-        modulator_fanout: bool = False,
-        alpha_init: float = 0.01,
-        eta_init: float = 0.01,
         log_std_init: float = 0.0,
+        plasticity: Optional[PlasticityConfig] = None,
+        **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("obs_size", obs_size)
         _check_action(action_size, action_type)
         check_choice("cell", cell, tuple(CELLS))
+        config = plasticity_config(plasticity, **fields)
+        # Flat and plain, so that build_policy(**config) rebuilds it and checkpoints load with weights_only=True.
         self.config = dict(
             obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_size=hidden_size,
-            cell=cell, modulation=modulation, rule=rule, plastic=plastic, value_head=value_head, clip=clip,
-            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init, log_std_init=log_std_init,
+            cell=cell, plastic=plastic, value_head=value_head, log_std_init=log_std_init, **config.as_dict(),
         )
-        self.cell = CELLS[cell](
-            obs_size, hidden_size, modulation=modulation, rule=rule, clip=clip, plastic=plastic,
-            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
-        )
+        self.cell = CELLS[cell](obs_size, hidden_size, plastic=plastic, plasticity=config)
         self.action_head = nn.Linear(hidden_size, action_size)
         self._init_heads(hidden_size, action_size, action_type, value_head, log_std_init)
 
@@ -210,15 +201,12 @@ class MLPActorCritic(_ActorCriticBase):
         used by :meth:`matching`.
     :param activation: hidden activation (``"tanh"``, ``"relu"``, ``"sigmoid"``, ``"identity"``).
     :param output_activation: activation of the action layer (``"tanh"`` bounds actions to [-1, 1]).
-    :param modulation: ``"none"``, ``"simple"`` or ``"retroactive"``.
-    :param rule: ``"hebbian"``, ``"oja"``, ``"bcm"`` or ``"abcd"``.
     :param plastic: False builds the static baseline.
     :param value_head: False drops the critic (evolution strategies).
-    :param clip: trace clip.
-    :param modulator_fanout: fan the modulator out to one rate per unit.
-    :param alpha_init: alpha starts at ``alpha_init * U[0, 1]``.
-    :param eta_init: initial η.
     :param log_std_init: initial log std of continuous actions.
+    :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
+    :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
@@ -230,15 +218,11 @@ class MLPActorCritic(_ActorCriticBase):
         width: Optional[int] = None,
         activation: str = "tanh",
         output_activation: str = "identity",
-        modulation: str = "simple",
-        rule: str = "hebbian",
         plastic: bool = True,
         value_head: bool = True,
-        clip: float = 1.0,
-        modulator_fanout: bool = False,
-        alpha_init: float = 0.01,
-        eta_init: float = 0.01,
         log_std_init: float = 0.0,
+        plasticity: Optional[PlasticityConfig] = None,
+        **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("obs_size", obs_size)
@@ -252,20 +236,17 @@ class MLPActorCritic(_ActorCriticBase):
             hidden_sizes = (width,) * len(hidden_sizes)
         for size in hidden_sizes:
             check_positive_int("hidden_sizes", size)
+        config = plasticity_config(plasticity, **fields)
         self.config = dict(
             obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_sizes=list(hidden_sizes),
-            width=None, activation=activation, output_activation=output_activation, modulation=modulation,
-            rule=rule, plastic=plastic, value_head=value_head, clip=clip, modulator_fanout=modulator_fanout,
-            alpha_init=alpha_init, eta_init=eta_init, log_std_init=log_std_init,
+            width=None, activation=activation, output_activation=output_activation, plastic=plastic,
+            value_head=value_head, log_std_init=log_std_init, **config.as_dict(),
         )
         sizes = (obs_size,) + hidden_sizes + (action_size,)
-        common = dict(
-            modulation=modulation, rule=rule, clip=clip, plastic=plastic,
-            modulator_fanout=modulator_fanout, alpha_init=alpha_init, eta_init=eta_init,
-        )
         self.layers = nn.ModuleList(
             PlasticLinear(
-                sizes[k], sizes[k + 1], activation=activation if k < len(hidden_sizes) else output_activation, **common
+                sizes[k], sizes[k + 1], activation=activation if k < len(hidden_sizes) else output_activation,
+                plastic=plastic, plasticity=config,
             )
             for k in range(len(sizes) - 1)
         )
