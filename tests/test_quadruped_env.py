@@ -264,3 +264,127 @@ def test_bad_reset_options_raise_value_error() -> None:
     # The rejected options left the episode's settings untouched.
     assert env.unwrapped.failed_legs == ("front_left",)
     env.close()
+
+
+# ----------------------------------------------------------------- partial failures, random steps, multi-leg outcomes
+def test_partial_strength_scales_actuator_force_on_that_leg_only() -> None:
+    weak, intact = make(leg_strength={"front_left": 0.3}), make()
+    _, info = weak.reset(seed=4)
+    intact.reset(seed=4)
+    assert info["failed_legs"] == ("front_left",) and info["leg_strength"] == {"front_left": 0.3}
+    assert info["failure_active"] is True and info["failure_step"] == 0
+    fl = list(LEG_ACTUATORS["front_left"])
+    others = [i for i in range(8) if i not in fl]
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        action = rng.uniform(-1, 1, size=8)
+        weak.step(action)
+        intact.step(action)
+        # Ant's motors have no activation dynamics: the force is the (scaled) control times the gain.
+        f_weak, f_intact = weak.unwrapped.data.actuator_force, intact.unwrapped.data.actuator_force
+        np.testing.assert_allclose(f_weak[fl], 0.3 * f_intact[fl], rtol=1e-12)
+        np.testing.assert_array_equal(f_weak[others], f_intact[others])
+        assert np.all(f_weak[fl] != 0.0)
+    weak.close()
+    intact.close()
+
+
+def test_one_strength_for_every_failed_leg_and_strength_one_is_intact() -> None:
+    env = make(failed_legs=["back_left", "back_right"], leg_strength=0.5, ctrl_cost_weight=1.0)
+    _, info = env.reset(seed=0)
+    assert info["leg_strength"] == {"back_left": 0.5, "back_right": 0.5}
+    _, _, _, _, info = env.step(PUSH)
+    scaled = PUSH.astype(np.float64)
+    scaled[list(LEG_ACTUATORS["back_left"]) + list(LEG_ACTUATORS["back_right"])] *= 0.5
+    assert info["reward_ctrl"] == pytest.approx(-np.sum(scaled**2), rel=1e-12)  # the control cost sees the scale
+    np.testing.assert_allclose(env.unwrapped.data.ctrl, scaled)
+    env.close()
+    full, ant = make(failed_legs=["front_right"], leg_strength=1.0), gym.make("Ant-v5")
+    assert np.array_equal(full.reset(seed=2)[0], ant.reset(seed=2)[0])
+    assert np.array_equal(full.step(PUSH)[0], ant.step(PUSH)[0])
+    full.close()
+    ant.close()
+
+
+def test_random_failure_step_varies_across_episodes_and_repeats_with_the_seed() -> None:
+    env = make(failed_legs=["back_left"], failure_step="random", failure_step_range=(2, 9))
+    steps = [env.reset(seed=11)[1]["failure_step"]] + [env.reset()[1]["failure_step"] for _ in range(39)]
+    assert all(2 <= k < 9 for k in steps)
+    assert len(set(steps)) >= 5  # 7 possible steps over 40 episodes
+    again = [env.reset(seed=11)[1]["failure_step"]] + [env.reset()[1]["failure_step"] for _ in range(39)]
+    assert again == steps
+    other = [env.reset(seed=12)[1]["failure_step"]] + [env.reset()[1]["failure_step"] for _ in range(39)]
+    assert other != steps
+    # The drawn step is the one at which the leg goes limp.
+    _, info = env.reset(seed=5)
+    k = info["failure_step"]
+    for t in range(k + 2):
+        _, _, _, _, info = env.step(PUSH)
+        assert info["failure_active"] is (t >= k), (t, k)
+        assert bool(np.all(leg_forces(env, "back_left") == 0.0)) is (t >= k)
+    env.close()
+
+
+def test_random_step_draw_keeps_the_initial_state_of_ant() -> None:
+    # The step is drawn after Ant's reset noise, so the episode starts where Ant-v5 starts.
+    ours, ant = make(failed_legs="random", failure_step="random"), gym.make("Ant-v5")
+    assert np.array_equal(ours.reset(seed=8)[0], ant.reset(seed=8)[0])
+    ours.close()
+    ant.close()
+
+
+def test_default_random_step_range_is_the_middle_half_of_ant() -> None:
+    env = make(failed_legs=["front_left"], failure_step="random")
+    steps = [env.reset(seed=0)[1]["failure_step"]] + [env.reset()[1]["failure_step"] for _ in range(50)]
+    assert all(250 <= k < 750 for k in steps) and len(set(steps)) > 40
+    env.close()
+
+
+def test_multi_leg_outcomes_in_the_random_distribution() -> None:
+    probs = {"none": 0.3, "back_right+front_left": 0.4, "front_right": 0.3}
+    env = make(failed_legs="random", failure_probs=probs, leg_strength={"front_left": 0.5})
+    draws = [env.reset(seed=1)[1]] + [env.reset()[1] for _ in range(120)]
+    seen = Counter(info["failed_legs"] for info in draws)
+    assert set(seen) == {(), ("front_left", "back_right"), ("front_right",)}
+    assert abs(seen[("front_left", "back_right")] / 121 - 0.4) < 4 * np.sqrt(0.24 / 121)
+    pair = next(info for info in draws if len(info["failed_legs"]) == 2)
+    assert pair["leg_strength"] == {"front_left": 0.5, "back_right": 0.0}  # legs left out of the mapping are limp
+    # Single-leg outcomes keep the draw order they always had: a pair added with probability 0 changes nothing.
+    a = make(failed_legs="random")
+    b = make(failed_legs="random", failure_probs={**DEFAULT_FAILURE_PROBS, "front_left+front_right": 0.0})
+    assert [a.reset(seed=s)[1]["failed_legs"] for s in range(30)] == [b.reset(seed=s)[1]["failed_legs"] for s in range(30)]
+    for e in (env, a, b):
+        e.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"leg_strength": {"front_left": 1.5}}, r"leg_strength\['front_left'\] must be a number in \[0, 1\]"),
+        ({"leg_strength": -0.1}, r"leg_strength must be a number in \[0, 1\]"),
+        ({"leg_strength": {"tail": 0.5}}, r"leg_strength has unknown leg name\(s\) \['tail'\]; allowed names are"),
+        ({"leg_strength": "weak"}, r"leg_strength must be a number in \[0, 1\] or a dict"),
+        ({"failed_legs": ["back_left"], "leg_strength": {"front_left": 0.3}}, r"leg_strength names leg\(s\) \['front_left'\] that do not fail"),
+        ({"failure_step": "sometimes"}, r"failure_step must be a non-negative integer .* or 'random'"),
+        ({"failure_step_range": (5, 5)}, r"failure_step_range must be two integers \(low, high\) with 0 <= low < high"),
+        ({"failure_step_range": (1, 2, 3)}, r"failure_step_range must be two integers"),
+        ({"failure_probs": {"none": 0.5, "front_left+front_left": 0.5}}, r"allowed keys are 'none' or leg names from .* joined by '\+'"),
+        ({"failure_probs": {"front_left+back_left": 0.5, "back_left+front_left": 0.5}}, r"names the outcome 'back_left\+front_left' twice"),
+    ],
+)
+def test_bad_failure_settings_get_one_sentence(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AntLegFailureEnv(**kwargs)
+
+
+def test_reset_options_override_strength_and_random_step() -> None:
+    env = make(failed_legs=["front_left"])
+    _, info = env.reset(seed=0, options={"leg_strength": 0.25, "failure_step": "random"})
+    assert info["leg_strength"] == {"front_left": 0.25} and 250 <= info["failure_step"] < 750
+    with pytest.raises(ValueError, match=r"options\[\"leg_strength\"\]\['front_left'\] must be a number in \[0, 1\]"):
+        env.reset(options={"leg_strength": {"front_left": 2}})
+    with pytest.raises(ValueError, match="that do not fail"):
+        env.reset(options={"failed_legs": ["back_left"], "leg_strength": {"front_left": 0.5}})
+    _, info = env.reset()
+    assert info["leg_strength"] == {"front_left": 0.0} and info["failure_step"] == 0
+    env.close()
