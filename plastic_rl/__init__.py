@@ -5,7 +5,9 @@ stable-baselines3, EvoTorch or Ray; environments live in :mod:`plastic_rl.envs`
 and trainers in :mod:`plastic_rl.agents`.
 """
 
+from plastic_rl.binary import BinaryLinear, StochasticBinaryLinear
 from plastic_rl.cells import LinearState, LSTMState, PlasticLinear, PlasticLSTMCell, PlasticRNNCell, RNNState
+from plastic_rl.metaplastic import MetaplasticAdam
 from plastic_rl.plasticity import MODULATIONS, PLASTICITY_FIELDS, RULES, Plasticity, PlasticityConfig, Traces
 from plastic_rl.policies import (
     MLPActorCritic,
@@ -25,6 +27,9 @@ __all__ = [
     "PlasticRNNCell",
     "PlasticLSTMCell",
     "PlasticLinear",
+    "BinaryLinear",
+    "StochasticBinaryLinear",
+    "MetaplasticAdam",
     "RNNState",
     "LSTMState",
     "LinearState",
