@@ -120,12 +120,23 @@ def cmd_evaluate(args) -> int:
             seed=args.seed,
             policy_key="center_policy" if args.policy == "center" else "policy",
             compare=args.compare,
+            maze_sizes=_maze_sizes(args.maze_sizes),
         )
     except RunDirError:
         raise
-    except ValueError as err:  # bad --failures / --episodes / --failure-step
+    except ValueError as err:  # bad --failures / --episodes / --failure-step / --maze-sizes
         raise UsageError(str(err)) from None
     return 0
+
+
+def _maze_sizes(text: Optional[str]) -> Optional[List[int]]:
+    """``--maze-sizes 9,13`` as a list of ints (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--maze-sizes must be comma-separated odd integers >= 5 (e.g. 9,13); got {text!r}.") from None
 
 
 def cmd_bench(args) -> int:
@@ -174,10 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ray-address", help="ES: join this Ray cluster instead of starting a local one")
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="limb-failure evaluation of a trained run")
+    evaluate = sub.add_parser("evaluate", help="limb-failure evaluation of a quadruped run; new mazes for a maze run")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--failures", default="all", help="'all', 'none', or comma-separated leg names")
-    evaluate.add_argument("--episodes", type=int, default=5)
+    evaluate.add_argument("--failures", default=None,
+                          help="quadruped: comma-separated 'all' (default: each leg from the start and at --failure-step), "
+                               "'none', 'pairs', 'random' (each leg at a random step in the middle half), 'weak:S' "
+                               "(each leg keeping a share S of its control), 'full' (all, pairs, weak:0.5, random) "
+                               "or conditions LEG[+LEG...][:S][@K|@random], e.g. front_left+back_right,back_left:0.3@250")
+    evaluate.add_argument("--episodes", type=int, default=None, help="episodes per condition (quadruped, default 5) or mazes per size (maze, default 100)")
+    evaluate.add_argument("--maze-sizes", default=None, help="maze: other maze sizes to test besides the trained one (default 9,13)")
     evaluate.add_argument("--failure-step", type=int, default=None, help="step at which legs fail mid-episode (default: half the episode length)")
     evaluate.add_argument("--json", default=None, help="write the results to this JSON file")
     evaluate.add_argument("--seed", type=int, default=0)

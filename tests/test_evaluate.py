@@ -13,8 +13,7 @@ from plastic_rl.agents import es
 from plastic_rl.agents.evaluate import (
     evaluate_policy,
     evaluate_run,
-    failure_conditions,
-    parse_failures,
+    parse_conditions,
     run_episodes,
 )
 from plastic_rl.policies import MLPActorCritic, export_policy
@@ -29,18 +28,36 @@ def make_policy(seed: int = 0) -> MLPActorCritic:
 
 
 def test_parse_failures():
-    assert parse_failures("all") == ["front_left", "front_right", "back_left", "back_right"]
-    assert parse_failures("none") == []
-    assert parse_failures("back_right, front_left") == ["front_left", "back_right"]
-    with pytest.raises(ValueError, match="leg names from front_left, front_right, back_left, back_right; got 'front_leftt'"):
-        parse_failures("front_leftt")
+    assert list(parse_conditions("all", 50, 100)) == [
+        "intact", "front_left", "front_right", "back_left", "back_right",
+        "front_left@50", "front_right@50", "back_left@50", "back_right@50",
+    ]
+    assert list(parse_conditions("none", 50, 100)) == ["intact"]
+    assert list(parse_conditions("back_right, front_left", 0, 100)) == ["intact", "back_right", "front_left"]
+    with pytest.raises(ValueError, match="legs from front_left, front_right, back_left, back_right; got 'front_leftt'"):
+        parse_conditions("front_leftt", 50, 100)
 
 
 def test_conditions_cover_intact_start_and_mid_episode():
-    conditions = failure_conditions(["front_left", "back_left"], 50)
-    assert list(conditions) == ["intact", "front_left", "back_left", "front_left@50", "back_left@50"]
+    conditions = parse_conditions("front_left,back_left", 50, 100)
+    assert list(conditions) == ["intact", "front_left", "front_left@50", "back_left", "back_left@50"]
     assert conditions["back_left@50"] == {"failed_legs": ["back_left"], "failure_step": 50}
-    assert list(failure_conditions([], 50)) == ["intact"]
+
+
+def test_conditions_two_legs_weak_legs_and_random_steps():
+    conditions = parse_conditions("pairs,weak:0.5,random,back_right+front_left:0.25@30", 0, 200)
+    pairs = [n for n in conditions if "+" in n and ":" not in n]
+    assert len(pairs) == 6 and "front_left+back_right" in pairs
+    assert conditions["front_left+back_right"] == {"failed_legs": ["front_left", "back_right"], "failure_step": 0}
+    assert conditions["back_left:0.5"] == {"failed_legs": ["back_left"], "failure_step": 0, "leg_strength": 0.5}
+    assert conditions["front_right@random"] == {"failed_legs": ["front_right"], "failure_step": "random", "failure_step_range": (50, 150)}
+    assert conditions["front_left+back_right:0.25@30"]["failure_step"] == 30
+    full = parse_conditions("full", 100, 200)
+    assert len(full) == 1 + 4 + 4 + 6 + 4 + 4  # intact, each leg, each leg @100, pairs, weak:0.5, @random
+    for bad, why in [("weak:1.5", "must be a number in \\[0, 1\\]"), ("front_left@200", "must be from 0 to 199"),
+                     ("front_left+front_left", "got 'front_left\\+front_left'"), ("", "got ''")]:
+        with pytest.raises(ValueError, match="--failures must be comma-separated items from 'all', 'none', 'pairs'.*" + why):
+            parse_conditions(bad, 100, 200)
 
 
 def test_batched_rollout_matches_single_episodes():
@@ -58,7 +75,7 @@ def test_batched_rollout_matches_single_episodes():
 def test_mid_episode_failure_matches_intact_until_the_failure_step():
     policy = make_policy(1)
     obs_norm = {"mean": torch.zeros(105), "stdev": torch.ones(105) * 2.0}
-    conditions = failure_conditions(["front_right"], 12)
+    conditions = parse_conditions("front_right", 12, 30)
     result = evaluate_policy(policy, obs_norm, ENV, {"failed_legs": "random"}, conditions, episodes=2, seed=3, episode_length=30)
     intact = np.asarray(result["velocity"]["intact"])
     late = np.asarray(result["velocity"]["front_right@12"])
@@ -73,11 +90,11 @@ def test_mid_episode_failure_matches_intact_until_the_failure_step():
     assert "mean_forward_velocity_after" in result["conditions"]["front_right@12"]
 
 
-def test_evaluate_run_refuses_non_quadruped_checkpoints(tmp_path):
-    maze = tmp_path / "maze"
-    save_checkpoint({"policy": export_policy(make_policy()), "env": {"id": "plastic_rl/Maze-v0", "kwargs": {}}}, maze / CHECKPOINT_FILE)
+def test_evaluate_run_refuses_checkpoints_of_other_envs(tmp_path):
+    other = tmp_path / "cartpole"
+    save_checkpoint({"policy": export_policy(make_policy()), "env": {"id": "CartPole-v1", "kwargs": {}}}, other / CHECKPOINT_FILE)
     with pytest.raises(RunDirError, match="holds no policy for plastic_rl/AntLegFailure-v0"):
-        evaluate_run(maze, quiet=True)
+        evaluate_run(other, quiet=True)
     with pytest.raises(RunDirError, match="has no checkpoint.pt"):
         evaluate_run(tmp_path / "nothing", quiet=True)
 
@@ -111,7 +128,7 @@ def test_cli_unknown_leg_exits_2_with_one_sentence(tmp_path):
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--failures must be 'all', 'none' or comma-separated leg names" in lines[0]
+    assert len(lines) == 1 and "--failures must be comma-separated items from 'all', 'none', 'pairs'" in lines[0]
     assert es.Config().env_id == ENV
 
 
