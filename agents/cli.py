@@ -129,6 +129,19 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from plastic_rl.agents.inspect import inspect_run
+
+    try:
+        inspect_run(args.run_dir, failure=args.failure, episodes=args.episodes, out=args.out, seed=args.seed,
+                    policy_key="center_policy" if args.policy == "center" else "policy")
+    except RunDirError:
+        raise
+    except ValueError as err:  # bad --failure / --episodes
+        raise UsageError(str(err)) from None
+    return 0
+
+
 def _maze_sizes(text: Optional[str]) -> Optional[List[int]]:
     """``--maze-sizes 9,13`` as a list of ints (None when not given)."""
     if text is None:
@@ -203,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--policy", choices=["best", "center"], default="best",
                           help="ES runs: the best sampled solution (default) or the final search center")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    inspect = sub.add_parser("inspect", help="plot M(t), Hebbian trace norms and velocity (or reward) over an episode")
+    inspect.add_argument("run_dir")
+    inspect.add_argument("--failure", default=None, metavar="LEG@STEP",
+                         help="quadruped: one condition, e.g. front_left@250, back_left:0.3@random, front_left+back_right (default: intact)")
+    inspect.add_argument("--episodes", type=int, default=1, help="episodes to record (the plot draws the first bold)")
+    inspect.add_argument("--out", default=None, help="output folder of inspect.png and inspect.csv (default: RUN_DIR/inspect)")
+    inspect.add_argument("--seed", type=int, default=0)
+    inspect.add_argument("--policy", choices=["best", "center"], default="best",
+                         help="ES runs: the best sampled solution (default) or the final search center")
+    inspect.set_defaults(func=cmd_inspect)
 
     bench = sub.add_parser("bench", help="speed benchmarks")
     bench.add_argument("target", choices=["maze", "es"])
