@@ -34,9 +34,12 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 from plastic_rl import state as state_ops
 from plastic_rl.cells import ACTIVATIONS, PlasticLinear, PlasticLSTMCell, PlasticRNNCell
 from plastic_rl.plasticity import PlasticityConfig, check_choice, check_positive_int, linear, plasticity_config
+from plastic_rl.random_weights import RandomWeightLinear
+from plastic_rl.spiking import LeakyReadoutSpikingCell
 
 ACTION_TYPES = ("discrete", "continuous")
-CELLS = {"rnn": PlasticRNNCell, "lstm": PlasticLSTMCell}
+# "spiking": LIF neurons (SpikePropamine) whose spikes are decoded by a non-spiking leaky readout.
+CELLS = {"rnn": PlasticRNNCell, "lstm": PlasticLSTMCell, "spiking": LeakyReadoutSpikingCell}
 
 
 class PolicyOutput(NamedTuple):
@@ -135,7 +138,9 @@ class RecurrentActorCritic(_ActorCriticBase):
     :param action_size: number of discrete actions, or the continuous action dimension.
     :param action_type: ``"discrete"`` or ``"continuous"``.
     :param hidden_size: recurrent units.
-    :param cell: ``"rnn"`` (Backpropamine's plastic Elman cell) or ``"lstm"``.
+    :param cell: ``"rnn"`` (Backpropamine's plastic Elman cell), ``"lstm"``, or ``"spiking"``
+        (:class:`~plastic_rl.spiking.LeakyReadoutSpikingCell`: plastic LIF neurons; the heads read a
+        non-spiking leaky integral of the spikes, i.e. they are leaky-integrator output neurons).
     :param plastic: False builds the non-plastic baseline (no alpha, η, modulator).
     :param value_head: False drops the critic (e.g. for evolution strategies, which would otherwise search it).
     :param log_std_init: initial log std of continuous actions.
@@ -204,6 +209,9 @@ class MLPActorCritic(_ActorCriticBase):
     :param plastic: False builds the static baseline.
     :param value_head: False drops the critic (evolution strategies).
     :param log_std_init: initial log std of continuous actions.
+    :param random_weights: the rules-only variant (Najarro & Risi 2020): every layer is a
+        :class:`~plastic_rl.random_weights.RandomWeightLinear` whose weights are drawn at random at the
+        start of every episode (they travel in the state); only the plasticity is learned. Needs ``plastic``.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
@@ -221,6 +229,7 @@ class MLPActorCritic(_ActorCriticBase):
         plastic: bool = True,
         value_head: bool = True,
         log_std_init: float = 0.0,
+        random_weights: bool = False,
         plasticity: Optional[PlasticityConfig] = None,
         **fields: Any,
     ) -> None:
@@ -228,6 +237,9 @@ class MLPActorCritic(_ActorCriticBase):
         check_positive_int("obs_size", obs_size)
         _check_action(action_size, action_type)
         check_choice("output_activation", output_activation, tuple(ACTIVATIONS))
+        if random_weights and not plastic:
+            raise ValueError("random_weights=True needs plastic=True: with weights drawn at random every episode "
+                             "and no plasticity there is nothing to learn.")
         hidden_sizes = tuple(hidden_sizes)
         if not hidden_sizes:
             raise ValueError("hidden_sizes must name at least one hidden layer; got an empty sequence.")
@@ -240,16 +252,20 @@ class MLPActorCritic(_ActorCriticBase):
         self.config = dict(
             obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_sizes=list(hidden_sizes),
             width=None, activation=activation, output_activation=output_activation, plastic=plastic,
-            value_head=value_head, log_std_init=log_std_init, **config.as_dict(),
+            value_head=value_head, log_std_init=log_std_init, random_weights=bool(random_weights), **config.as_dict(),
         )
         sizes = (obs_size,) + hidden_sizes + (action_size,)
-        self.layers = nn.ModuleList(
-            PlasticLinear(
-                sizes[k], sizes[k + 1], activation=activation if k < len(hidden_sizes) else output_activation,
-                plastic=plastic, plasticity=config,
+        activations = [activation] * len(hidden_sizes) + [output_activation]
+        if random_weights:
+            self.layers = nn.ModuleList(
+                RandomWeightLinear(sizes[k], sizes[k + 1], activation=activations[k], plasticity=config)
+                for k in range(len(sizes) - 1)
             )
-            for k in range(len(sizes) - 1)
-        )
+        else:
+            self.layers = nn.ModuleList(
+                PlasticLinear(sizes[k], sizes[k + 1], activation=activations[k], plastic=plastic, plasticity=config)
+                for k in range(len(sizes) - 1)
+            )
         self._init_heads(hidden_sizes[-1], action_size, action_type, value_head, log_std_init)
 
     @classmethod
@@ -257,9 +273,26 @@ class MLPActorCritic(_ActorCriticBase):
         """Twin of ``reference`` (e.g. ``plastic=False``) with equal hidden widths matching its parameter count."""
         return super().matching(reference, "width", **overrides)
 
-    def initial_state(self, batch_size: int) -> Tuple:
-        """One zero ``LinearState`` per layer."""
+    def initial_state(self, batch_size: int, generator: Optional[torch.Generator] = None) -> Tuple:
+        """One zero ``LinearState`` per layer (rules-only: a ``RandomWeightState`` with this episode's weights).
+
+        :param batch_size: number of episodes.
+        :param generator: rules-only: the generator of the random weights (None: torch's global one).
+        """
+        if self.config.get("random_weights"):
+            return tuple(layer.initial_state(batch_size, generator) for layer in self.layers)
         return tuple(layer.initial_state(batch_size) for layer in self.layers)
+
+    def reset_state(self, state, done: Tensor, generator: Optional[torch.Generator] = None):
+        """Start new episodes in the rows whose episode ended (``done[b]`` true): zero traces (rules-only: new weights).
+
+        :param state: the current state (one entry per layer).
+        :param done: ``(batch,)`` bool or 0/1 tensor.
+        :param generator: rules-only: the generator of the new weights (None: torch's global one).
+        """
+        if self.config.get("random_weights"):
+            return tuple(layer.reset_state(s, done, generator) for layer, s in zip(self.layers, state))
+        return state_ops.reset_state(state, done)
 
     def forward(self, obs: Tensor, state=None) -> Tuple[PolicyOutput, Any]:
         """One step: ``(PolicyOutput(action_params, value), new_state)``; ``state=None`` starts an episode."""
