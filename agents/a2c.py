@@ -26,33 +26,23 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, NamedTuple
+from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
-from plastic_rl.config import ConfigError, save_config
+from plastic_rl.config import ConfigError, check_device, check_seed
 from plastic_rl.plasticity import MODULATIONS, RULES
 from plastic_rl.policies import RecurrentActorCritic, count_parameters, export_policy
-from plastic_rl.runs import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    SUMMARY_FILE,
-    RunDirError,
-    MetricsLogger,
-    atomic_write_json,
-    load_checkpoint,
-    plot_curves,
-    prepare_run_dir,
-    read_metrics,
-    save_checkpoint,
-    start_over_without_checkpoint,
-)
+from plastic_rl.runs import CHECKPOINT_FILE, METRICS_FILE, Run, plot_curves, read_metrics
 
 from plastic_rl.envs.maze import OBS_SIZE, MazeVectorEnv
 
 __all__ = ["Config", "Rollout", "build_policy_for", "run_episodes", "a2c_loss", "a2c_update", "make_optimizer", "train"]
 
+CURVE_FILE = "learning_curve.png"
+#: Config fields a resumed run may change (recorded in run.json); every other field must match the run's.
+RESUMABLE_FIELDS = ("iterations", "learning_rate", "device", "num_threads", "checkpoint_every", "tensorboard", "progress")
 METRIC_FIELDS = (
     "iteration", "episodes", "env_steps", "mean_reward", "loss", "policy_loss", "value_loss",
     "probs_penalty", "grad_norm", "seconds_per_iteration", "wall_time",
@@ -70,7 +60,7 @@ class Config:
     wall_penalty: float = 0.0  #: subtracted when the agent bumps into a wall
 
     # --- the policy (plastic_rl.RecurrentActorCritic)
-    cell: str = "rnn"  #: "rnn" (Backpropamine's plastic Elman cell) or "lstm"
+    cell: str = "rnn"  #: "rnn" (Backpropamine's plastic Elman cell), "lstm", or "spiking" (plastic LIF neurons, leaky readout)
     hidden_size: int = 100  #: recurrent units of the plastic network
     plastic: bool = True  #: False trains the non-plastic baseline
     modulation: str = "simple"  #: "none", "simple" or "retroactive" (ignored when plastic is False)
@@ -103,7 +93,7 @@ class Config:
                 raise ConfigError(f"{name} must be a positive integer; got {getattr(self, name)!r}.")
         if self.maze_size % 2 == 0 or self.maze_size < 5:
             raise ConfigError(f"maze_size must be odd and >= 5; got {self.maze_size!r}.")
-        choices = {"cell": ("rnn", "lstm"), "modulation": MODULATIONS, "rule": RULES}
+        choices = {"cell": ("rnn", "lstm", "spiking"), "modulation": MODULATIONS, "rule": RULES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}.")
@@ -115,10 +105,8 @@ class Config:
         for name in ("learning_rate", "adam_eps", "max_grad_norm", "clip"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0; got {getattr(self, name)!r}.")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"device must be a torch device such as 'cpu' or 'cuda'; got {self.device!r}.") from None
+        check_seed(self.seed)
+        check_device(self.device)
 
     @property
     def env_kwargs(self) -> Dict[str, Any]:
@@ -211,9 +199,16 @@ def make_optimizer(policy: RecurrentActorCritic, config: Config) -> torch.optim.
 
 
 def a2c_update(policy: RecurrentActorCritic, optimizer: torch.optim.Optimizer, env: MazeVectorEnv,
-               config: Config, seed: int) -> tuple[Rollout, Dict[str, Tensor], Tensor]:
+               config: Config, seed: int, check: Optional[Callable[..., None]] = None) -> tuple[Rollout, Dict[str, Tensor], Tensor]:
     """One A2C iteration: play a batch of episodes, backpropagate through them, clip, step.
 
+    :param policy: the policy being trained.
+    :param optimizer: its optimizer.
+    :param env: the batched maze (``as_tensor=True``).
+    :param config: the run's config.
+    :param seed: seed of this batch's mazes.
+    :param check: called as ``check(loss=..., grad_norm=...)`` before the step; it raises to stop
+        a poisoned update from reaching the weights (:meth:`plastic_rl.runs.Run.check_finite`).
     :return: the rollout, the loss terms and the gradient norm before clipping.
     """
     rollout = run_episodes(policy, env, seed)
@@ -221,6 +216,8 @@ def a2c_update(policy: RecurrentActorCritic, optimizer: torch.optim.Optimizer, e
     optimizer.zero_grad(set_to_none=True)
     losses["loss"].backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+    if check is not None:
+        check(loss=losses["loss"].detach(), grad_norm=grad_norm)
     optimizer.step()
     return rollout, losses, grad_norm
 
@@ -231,33 +228,27 @@ def _episode_seed(config: Config, iteration: int) -> int:
     return (config.seed * 1_000_003 + iteration * config.batch_size) % (2**31)
 
 
-def _load_resume(run_dir: Path, config: Config, policy, optimizer) -> tuple[int, float]:
-    """Restore weights, optimizer and sampling RNG; return (iteration, wall time) of the checkpoint."""
-    # train() has already made sure the checkpoint exists (start_over_without_checkpoint).
-    ckpt = load_checkpoint(run_dir / CHECKPOINT_FILE, map_location=config.device)
-    if ckpt.get("trainer") != "a2c":
-        raise RunDirError(f"cannot resume {str(run_dir)!r} with the a2c trainer: its checkpoint was written by {ckpt.get('trainer')!r}.")
-    policy.load_state_dict(ckpt["policy"]["state_dict"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    torch.set_rng_state(ckpt["torch_rng"])
-    return int(ckpt["iteration"]), float(ckpt["wall_time"])
+def _restore(checkpoint: Dict[str, Any], config: Config, policy, optimizer) -> float:
+    """Restore weights, optimizer and sampling RNG from a checkpoint; return its wall time."""
+    policy.load_state_dict(checkpoint["policy"]["state_dict"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    for group in optimizer.param_groups:
+        group["lr"] = config.learning_rate  # the step may change on resume (e.g. smaller after a NaN stop)
+    torch.set_rng_state(checkpoint["torch_rng"])
+    return float(checkpoint["wall_time"])
 
 
-def _checkpoint(run_dir: Path, config: Config, policy, optimizer, iteration: int, env_steps: int, wall: float) -> None:
-    save_checkpoint(
-        {
-            "trainer": "a2c",
-            "iteration": iteration,
-            "env_steps": env_steps,
-            "wall_time": wall,
-            "policy": export_policy(policy),
-            "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "env": {"id": "plastic_rl/Maze-v0", "kwargs": config.env_kwargs},
-            "obs_norm": None,
-        },
-        run_dir / CHECKPOINT_FILE,
-    )
+def _checkpoint_payload(config: Config, policy, optimizer, iteration: int, wall: float) -> Dict[str, Any]:
+    return {
+        "iteration": iteration,
+        "env_steps": iteration * config.batch_size * config.episode_length,
+        "wall_time": wall,
+        "policy": export_policy(policy),
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "env": {"id": "plastic_rl/Maze-v0", "kwargs": config.env_kwargs},
+        "obs_norm": None,
+    }
 
 
 def rolling_mean(values, window: int) -> list:
@@ -272,7 +263,7 @@ def rolling_mean(values, window: int) -> list:
 def write_curve(run_dir: Path, its: list, rewards: list) -> Path:
     """Plot batch-mean episode reward per iteration (and a rolling mean) as ``learning_curve.png``."""
     window = max(1, len(rewards) // 20)
-    path = run_dir / "learning_curve.png"
+    path = run_dir / CURVE_FILE
     plot_curves(path, its, {"batch mean": rewards, f"rolling mean ({window})": rolling_mean(rewards, window)},
                 xlabel="iteration", ylabel="reward per episode", title="Maze A2C")
     return path
@@ -285,31 +276,25 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     :param run_dir: the run folder (created; must be new or empty unless ``resume``).
     :param resume: continue from ``run_dir/checkpoint.pt`` up to ``config.iterations``.
     """
-    resume = start_over_without_checkpoint(run_dir, resume)
-    run_dir = prepare_run_dir(run_dir, resume)
+    run = Run.open(run_dir, "a2c", config, resume=resume, resumable=RESUMABLE_FIELDS, files=(CURVE_FILE,),
+                   step_name="iteration")
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
     policy = build_policy_for(config)
     optimizer = make_optimizer(policy, config)
-    start, wall_offset = 0, 0.0
-    if resume:
-        start, wall_offset = _load_resume(run_dir, config, policy, optimizer)
-    save_config(config, run_dir / CONFIG_FILE, trainer="a2c")
+    wall_offset = _restore(run.checkpoint, config, policy, optimizer) if run.resumed else 0.0
     env = MazeVectorEnv(config.batch_size, device=config.device, as_tensor=True, **config.env_kwargs)
     episode_steps = config.batch_size * config.episode_length
 
-    logger = MetricsLogger(run_dir, METRIC_FIELDS, resume_step=start if resume else None, tensorboard=config.tensorboard)
-    bar = None
-    if config.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.iterations, initial=start, desc="maze a2c", unit="it", file=sys.stderr, dynamic_ncols=True)
+    logger = run.metrics(METRIC_FIELDS)
+    bar = run.progress(config.iterations, desc="maze a2c", unit="it")
     t0 = time.perf_counter() - wall_offset
-    iteration = start
+    iteration = run.start_step
     try:
-        for iteration in range(start + 1, config.iterations + 1):
+        for iteration in range(run.start_step + 1, config.iterations + 1):
             tic = time.perf_counter()
-            rollout, losses, grad_norm = a2c_update(policy, optimizer, env, config, _episode_seed(config, iteration))
+            check = lambda **quantities: run.check_finite(iteration, **quantities)  # noqa: E731
+            rollout, losses, grad_norm = a2c_update(policy, optimizer, env, config, _episode_seed(config, iteration), check)
             mean_reward = float(rollout.rewards.sum(0).mean())
             row = {"iteration": iteration, "episodes": iteration * config.batch_size,
                    "env_steps": iteration * episode_steps, "mean_reward": mean_reward,
@@ -317,22 +302,20 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
                    "wall_time": time.perf_counter() - t0}
             row.update({k: float(v.detach()) for k, v in losses.items()})
             logger.log(row)
-            if bar is not None:
-                bar.set_postfix(reward=f"{mean_reward:.1f}", refresh=False)
-                bar.update(1)
+            bar.set_postfix(reward=f"{mean_reward:.1f}", refresh=False)
+            bar.update(1)
             if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-                _checkpoint(run_dir, config, policy, optimizer, iteration, iteration * episode_steps, time.perf_counter() - t0)
+                run.save_checkpoint(_checkpoint_payload(config, policy, optimizer, iteration, time.perf_counter() - t0), iteration)
     finally:
         logger.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     # The whole run's curve, including iterations before a resume.
-    rows = read_metrics(run_dir / "metrics.csv")
+    rows = read_metrics(run.path / METRICS_FILE)
     rewards = [float(r["mean_reward"]) for r in rows]
     tail = rewards[-max(1, len(rewards) // 10):]
-    curve = write_curve(run_dir, [int(r["iteration"]) for r in rows], rewards)
-    summary = {
+    curve = write_curve(run.path, [int(r["iteration"]) for r in rows], rewards)
+    return run.finish({
         "trainer": "a2c",
         "iterations": iteration,
         "episodes": iteration * config.batch_size,
@@ -343,7 +326,5 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
         "hidden_size": policy.config["hidden_size"],
         "wall_time": time.perf_counter() - t0,
         "curve_png": str(curve),
-        "checkpoint": str(run_dir / CHECKPOINT_FILE),
-    }
-    atomic_write_json(run_dir / SUMMARY_FILE, summary)
-    return summary
+        "checkpoint": str(run.path / CHECKPOINT_FILE),
+    })

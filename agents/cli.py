@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from plastic_rl.config import ConfigError, config_from_dict, load_yaml
-from plastic_rl.runs import CONFIG_FILE, RunDirError, read_metrics
+from plastic_rl.runs import CONFIG_FILE, NonFiniteError, RunDirError, read_metrics
 
 from plastic_rl.agents.presets import PRESETS, TRAINERS
 
@@ -34,8 +34,6 @@ OVERRIDE_FLAGS = {
     "ray_address": "ray_address",
     "device": "device",
 }
-# Fields a resumed run may change (how far to go, where to run); everything else must match the checkpoint.
-RESUMABLE_FIELDS = {"iterations", "generations", "num_actors", "ray_address", "device", "center_learning_rate"}
 
 
 class UsageError(ValueError):
@@ -80,8 +78,10 @@ def resolve_train_config(args) -> tuple:
             continue
         if field not in fields:
             raise UsageError(f"--{flag.replace('_', '-')} does not apply to the {trainer_name!r} trainer; its fields are: {', '.join(sorted(fields))}.")
-        if args.resume and field not in RESUMABLE_FIELDS and data.get(field) != value:
-            raise UsageError(f"--{flag.replace('_', '-')} cannot change when resuming; only {', '.join(sorted(RESUMABLE_FIELDS & fields))} may.")
+        # Each trainer lists what a resume may change; plastic_rl.runs.Run checks the whole config against the checkpoint.
+        resumable = set(getattr(module, "RESUMABLE_FIELDS", ()))
+        if args.resume and field not in resumable and data.get(field) != value:
+            raise UsageError(f"--{flag.replace('_', '-')} cannot change when resuming; only {', '.join(sorted(resumable & fields))} may.")
         data[field] = value
     source = f"{args.resume}/{CONFIG_FILE}" if args.resume else (args.config or f"preset {args.preset or 'maze-a2c'!r}")
     config = config_from_dict(module.Config, data, source=source)
@@ -177,7 +177,18 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plastic-rl", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error instead of one sentence")
     sub = parser.add_subparsers(dest="command", required=True)
+    # --debug is accepted after the command too (plastic-rl train --debug ...).
+    _add_parser = sub.add_parser
+
+    def add_parser(name, **kwargs):
+        command = _add_parser(name, **kwargs)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the full traceback of an error instead of one sentence")
+        return command
+
+    sub.add_parser = add_parser
 
     train = sub.add_parser("train", help="train a policy (gradient RL or evolution strategies)")
     train.add_argument("--preset", help=f"a built-in config: {', '.join(sorted(PRESETS))}")
@@ -246,8 +257,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.func(args)
     except (UsageError, ConfigError, RunDirError) as err:
+        if getattr(args, "debug", False):
+            raise
         print(f"plastic-rl: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteError as err:
+        if getattr(args, "debug", False):
+            raise
+        print(f"plastic-rl: stopped: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("plastic-rl: interrupted; the last checkpoint is kept, continue with --resume.", file=sys.stderr)
         return 130

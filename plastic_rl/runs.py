@@ -8,12 +8,19 @@ A run folder looks like::
       tb/                TensorBoard events
       checkpoint.pt      latest checkpoint (written atomically)
       summary.json       written at the end
+      run.json           what wrote the folder: trainer, version, the files it owns, every resume
       *.png              plots
 
 Every file is written to a temporary name and renamed into place, so a killed
 run never leaves a half-written checkpoint, summary or config behind, and a
 resumed run truncates ``metrics.csv`` back to its checkpoint so the metrics
 stay continuous.
+
+:class:`Run` is the one scaffolding every trainer uses (folder checks, config check on
+resume, metrics, progress, finite checks, checkpoints, summary), so a trainer is only
+its algorithm. It never deletes or overwrites a file it did not write: starting a
+killed run over removes only the files a run writes, by name, and only in a folder
+whose ``run.json`` says plastic-rl made it.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -35,10 +44,18 @@ METRICS_FILE = "metrics.csv"
 CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "summary.json"
 TENSORBOARD_DIR = "tb"
+RUN_FILE = "run.json"
+RUN_FORMAT = "plastic-rl/run-v1"
+#: Files every run may write; a trainer adds its own (plots, model files) with ``Run.open(files=...)``.
+STANDARD_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, TENSORBOARD_DIR, RUN_FILE)
 
 
 class RunDirError(ValueError):
     """A run folder is missing, incomplete, or does not match what was asked."""
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or inf appeared in a training quantity; the last good checkpoint is kept."""
 
 
 def _atomic_write(path: str | Path, write) -> None:
@@ -81,39 +98,6 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> Dict[str, An
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the file is unusable
         raise RunDirError(f"checkpoint {str(path)!r} could not be read ({err.__class__.__name__}).") from None
-
-
-def prepare_run_dir(run_dir: str | Path, resume: bool) -> Path:
-    """Check that ``run_dir`` can be used: new (or empty) for a fresh run, holding a checkpoint for a resume."""
-    run_dir = Path(run_dir)
-    if resume:
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise RunDirError(f"cannot resume {str(run_dir)!r}: it has no {CONFIG_FILE}; give a folder made by 'plastic-rl train'.")
-        return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise RunDirError(
-            f"run-dir {str(run_dir)!r} already exists and is not empty; pass --resume {run_dir} to continue it "
-            "or choose another --run-dir."
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def start_over_without_checkpoint(run_dir: str | Path, resume: bool) -> bool:
-    """Whether a run should really resume: a run killed before its first checkpoint starts over.
-
-    Such a folder holds ``config.yaml`` (and perhaps a partial metrics file) but no
-    checkpoint, so there is nothing to continue; its contents are removed, a note
-    goes to stderr, and False is returned so the trainer starts afresh in it with
-    the same config.
-    """
-    run_dir = Path(run_dir)
-    if not resume or not (run_dir / CONFIG_FILE).is_file() or (run_dir / CHECKPOINT_FILE).is_file():
-        return resume
-    print(f"{run_dir}: no checkpoint was written before the run stopped; starting it over.", file=sys.stderr)
-    for entry in run_dir.iterdir():
-        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    return False
 
 
 class MetricsLogger:
@@ -213,3 +197,267 @@ def plot_curves(
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     _atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+# ------------------------------------------------------------------------------------------------ the run
+def _version() -> str:
+    from plastic_rl import __version__
+
+    return __version__
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Config values equal after YAML's round trip (tuples are lists, ints may be floats)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+class Run:
+    """One run folder, the same for every trainer. Build it with :meth:`open`.
+
+    A trainer does::
+
+        run = Run.open(run_dir, trainer="a2c", config=config, resume=resume,
+                       resumable=("iterations",), files=("learning_curve.png",))
+        if run.checkpoint is not None: ...restore from run.checkpoint...
+        logger = run.metrics(FIELDS)
+        bar = run.progress(total, desc="a2c", unit="it")
+        for step in range(run.start_step + 1, total + 1):
+            ...
+            run.check_finite(step, loss=loss, grad_norm=grad_norm)
+            run.save_checkpoint({...}, step)
+        run.finish(summary)
+
+    :param path: the folder.
+    :param trainer: the trainer's name (``a2c``, ``es``, ``ppo``, ``continual``...).
+    :param config: the run's dataclass config.
+    :param checkpoint: the loaded checkpoint when resuming, else None.
+    :param step_name: what a step is called in messages (``iteration``, ``generation``, ``step``).
+    """
+
+    def __init__(self, path: Path, trainer: str, config: Any, checkpoint: Optional[Dict[str, Any]], step_name: str,
+                 files: Sequence[str], progress: bool = True, tensorboard: bool = True) -> None:
+        self.path = path
+        self.trainer = trainer
+        self.config = config
+        self.checkpoint = checkpoint
+        self.step_name = step_name
+        self.files = tuple(files)
+        self.start_step = int(checkpoint["step"]) if checkpoint is not None else 0
+        self.last_checkpoint_step: Optional[int] = self.start_step if checkpoint is not None else None
+        self._progress = progress
+        self._tensorboard = tensorboard
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        run_dir: str | Path,
+        trainer: str,
+        config: Any,
+        resume: bool = False,
+        resumable: Iterable[str] = (),
+        files: Sequence[str] = (),
+        step_name: str = "step",
+    ) -> "Run":
+        """Check ``run_dir`` and prepare it for a fresh run, or load its checkpoint to resume it.
+
+        Fresh: the folder must not exist or be empty. Resume: it must be a run folder of
+        this trainer; without a checkpoint (killed before the first one) the run's own
+        files are removed and it starts over; with one, every config field not in
+        ``resumable`` must equal the checkpoint's, and changes to the others are recorded
+        in ``run.json``. The resolved config is then written as ``config.yaml``.
+
+        :param run_dir: the run folder.
+        :param trainer: the trainer's name, written first in ``config.yaml``.
+        :param config: the dataclass config of this run.
+        :param resume: continue the run in ``run_dir`` from its last checkpoint.
+        :param resumable: config fields that may change on resume (how far to go, where to run, step size).
+        :param files: names of the other files this trainer writes in the folder (plots, model files).
+        :param step_name: what a step is called in messages.
+        """
+        from plastic_rl.config import config_to_dict, save_config
+
+        path = Path(run_dir)
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"run-dir {str(path)!r} is a file; give a folder (new, or a run folder to --resume).")
+        owned = tuple(STANDARD_FILES) + tuple(files)
+        checkpoint = None
+        record = _read_run_record(path)
+        current = config_to_dict(config)
+        if resume:
+            saved_config = _check_run_folder(path, trainer, record)
+            if not (path / CHECKPOINT_FILE).is_file():
+                print(f"{path}: no checkpoint was written before the run stopped; starting it over.", file=sys.stderr)
+                _remove_owned(path, set(owned) | set(record.get("files", [])) if record else set(owned))
+                record = None
+            else:
+                checkpoint = load_checkpoint(path / CHECKPOINT_FILE)
+                if checkpoint.get("trainer") not in (None, trainer):
+                    raise RunDirError(f"cannot resume {str(path)!r} with the {trainer} trainer: its checkpoint was written by the {checkpoint.get('trainer')} trainer.")
+                saved = checkpoint.get("config") or saved_config
+                changed = _check_resumed_config(path, saved, current, set(resumable))
+                if "step" not in checkpoint:  # written before Run existed: A2C counted iterations, ES generations
+                    legacy = checkpoint.get(step_name)
+                    if legacy is None:
+                        raise RunDirError(f"cannot resume {str(path)!r}: its {CHECKPOINT_FILE} has no {step_name} count.")
+                    checkpoint["step"] = int(legacy)
+                if changed:
+                    note = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+                    print(f"{path}: resuming at {step_name} {checkpoint['step']} with {note}.", file=sys.stderr)
+                record = record or _new_run_record(trainer, owned)
+                record.setdefault("resumes", []).append(
+                    {"at_" + step_name: int(checkpoint["step"]), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                     "changed": {k: [old, new] for k, (old, new) in changed.items()}}
+                )
+        elif path.exists() and any(path.iterdir()):
+            raise RunDirError(
+                f"run-dir {str(path)!r} already exists and is not empty; pass --resume {path} to continue it "
+                "or choose another --run-dir."
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        if record is None:
+            record = _new_run_record(trainer, owned)
+        record["files"] = sorted(set(record.get("files", [])) | set(owned))
+        atomic_write_json(path / RUN_FILE, record)
+        # 'trainer' first, so that `plastic-rl train --resume RUN_DIR` knows which trainer reads this config.
+        save_config(config, path / CONFIG_FILE, trainer=trainer)
+        progress = bool(getattr(config, "progress", True))
+        tensorboard = bool(getattr(config, "tensorboard", True))
+        return cls(path, trainer, config, checkpoint, step_name, owned, progress=progress, tensorboard=tensorboard)
+
+    # ----------------------------------------------------------------- during the run
+    @property
+    def resumed(self) -> bool:
+        """Whether this run continues from a checkpoint."""
+        return self.checkpoint is not None
+
+    def metrics(self, fieldnames: Sequence[str]) -> "MetricsLogger":
+        """The metrics logger (CSV + TensorBoard), truncated back to the checkpoint when resuming."""
+        return MetricsLogger(self.path, fieldnames, resume_step=self.start_step if self.resumed else None,
+                             tensorboard=self._tensorboard)
+
+    def progress(self, total: int, desc: str, unit: str):
+        """A tqdm bar on stderr from the resumed step to ``total``; disabled when progress is off or stderr is no terminal."""
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=self.start_step, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                    disable=not (self._progress and sys.stderr.isatty()))
+
+    def check_finite(self, step: int, **quantities: Any) -> None:
+        """Raise :class:`NonFiniteError` if any quantity (a number or tensor) holds a NaN or inf.
+
+        Call it before :meth:`save_checkpoint`, so the last good checkpoint is never replaced by a poisoned one.
+
+        :param step: the current iteration/generation, named in the message.
+        :param quantities: name -> value (float, int, tensor, or a sequence of tensors such as a state).
+        """
+        for name, value in quantities.items():
+            if not _all_finite(value):
+                kept = (f"the last good checkpoint ({self.step_name} {self.last_checkpoint_step}) is kept"
+                        if self.last_checkpoint_step is not None else "no checkpoint had been written yet")
+                raise NonFiniteError(
+                    f"{name} became NaN or inf at {self.step_name} {step}; the run stopped and {kept}: "
+                    f"continue with --resume {self.path} (e.g. with a smaller step)."
+                )
+
+    def save_checkpoint(self, payload: Mapping[str, Any], step: int) -> None:
+        """Write ``checkpoint.pt`` atomically: ``payload`` plus the trainer, the config and the step."""
+        from plastic_rl.config import config_to_dict
+
+        save_checkpoint({**payload, "trainer": self.trainer, "config": config_to_dict(self.config), "step": int(step)},
+                        self.path / CHECKPOINT_FILE)
+        self.last_checkpoint_step = int(step)
+
+    def write_file(self, name: str, write: Callable[[Any], None]) -> Path:
+        """Write another file of the run atomically; ``write`` gets a binary file object. ``name`` must be declared in ``files``."""
+        if name not in self.files:
+            raise ValueError(f"file {name!r} is not one of this run's declared files ({', '.join(self.files)}).")
+        _atomic_write(self.path / name, write)
+        return self.path / name
+
+    def finish(self, summary: Mapping[str, Any]) -> Dict[str, Any]:
+        """Write ``summary.json`` atomically and return the summary."""
+        summary = dict(summary)
+        atomic_write_json(self.path / SUMMARY_FILE, summary)
+        return summary
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return bool(torch.isfinite(value).all()) if value.is_floating_point() or value.is_complex() else True
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(_all_finite(v) for v in value.values())
+    return True
+
+
+def _new_run_record(trainer: str, files: Sequence[str]) -> Dict[str, Any]:
+    return {"format": RUN_FORMAT, "trainer": trainer, "plastic_rl_version": _version(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": sorted(files), "resumes": []}
+
+
+def _read_run_record(path: Path) -> Optional[Dict[str, Any]]:
+    try:
+        record = json.loads((path / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == RUN_FORMAT else None
+
+
+def _check_run_folder(path: Path, trainer: str, record: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The saved config of a folder that really is a run folder of ``trainer``; else one sentence."""
+    from plastic_rl.config import ConfigError, load_yaml
+
+    if not path.is_dir():
+        raise RunDirError(f"cannot resume {str(path)!r}: no such folder; give a folder made by 'plastic-rl train'.")
+    if not (path / CONFIG_FILE).is_file():
+        raise RunDirError(f"cannot resume {str(path)!r}: it has no {CONFIG_FILE}; give a folder made by 'plastic-rl train'.")
+    # A folder is a run folder if plastic-rl says it made it (run.json), or, for folders written
+    # before run.json existed, if it holds a checkpoint next to its config.
+    if record is None and not (path / CHECKPOINT_FILE).is_file():
+        raise RunDirError(f"cannot resume {str(path)!r}: it does not look like a plastic-rl run folder (no {RUN_FILE}); nothing was changed.")
+    if record is not None and record.get("trainer") != trainer:
+        raise RunDirError(f"cannot resume {str(path)!r} with the {trainer} trainer: it is a {record.get('trainer')} run.")
+    try:
+        saved = load_yaml(path / CONFIG_FILE)
+    except ConfigError as err:
+        raise RunDirError(str(err)) from None
+    saved.pop("trainer", None)
+    return saved
+
+
+def _check_resumed_config(path: Path, saved: Mapping[str, Any], current: Mapping[str, Any], resumable: set) -> Dict[str, tuple]:
+    """Refuse a resume that changes a field outside ``resumable``; return the resumable fields that changed."""
+    changed = {}
+    for name, value in current.items():
+        old = saved.get(name)
+        if _same(old, value):
+            continue
+        if name not in resumable:
+            allowed = ", ".join(sorted(resumable)) or "none"
+            raise RunDirError(
+                f"cannot resume {str(path)!r}: config field {name!r} is {old!r} in the run but {value!r} now; "
+                f"only {allowed} may change on resume."
+            )
+        changed[name] = (old, value)
+    return changed
+
+
+def _remove_owned(path: Path, names: Iterable[str]) -> None:
+    """Remove the named run files (and the temporary files of atomic writes) from ``path``; nothing else."""
+    for name in names:
+        target = path / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    for leftover in path.glob(".*.tmp"):
+        if any(leftover.name.startswith(f".{name}.") for name in names):
+            leftover.unlink()

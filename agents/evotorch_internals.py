@@ -1,0 +1,144 @@
+"""Every use of EvoTorch's private attributes, in one module (EvoTorch pinned to 0.6.x in pyproject.toml).
+
+EvoTorch has no public API for a searcher's full state (distribution, center
+optimizer, last population), for setting a ``RunningNorm``'s sums, for swapping a
+``VecGymNE``'s policy object, or for seeding its vector env per evaluation. plastic-rl
+needs all four for exact resume and a fast population forward, so they are done here
+and nowhere else; ``tests/test_evotorch_internals.py`` fails loudly, naming the
+attribute, when an EvoTorch release moves one of them.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Dict, Optional
+
+import torch
+from evotorch.neuroevolution import VecGymNE
+from torch import Tensor
+
+#: The EvoTorch versions these accesses were written and tested against.
+TESTED_EVOTORCH = "0.6"
+
+#: (object kind, attribute) pairs this module reads or writes; the test checks each one exists.
+PRIVATE_ATTRIBUTES = {
+    "gaussian searcher (PGPE, SNES, CEM)": ("_distribution", "_optimizer", "_population", "_first_iter", "_steps_count"),
+    "ClipUp optimizer": ("_velocity",),
+    "torch optimizer wrapper (Adam)": ("_optim",),
+    "CMA-ES": ("m", "sigma", "C", "A", "p_c", "p_sigma", "last_ex", "_steps_count"),
+    "RunningNorm": ("_sum", "_sum_of_squares", "_count"),
+    "VecGymNE": ("_policy", "_get_env", "_evaluate_subbatch"),
+}
+
+
+class PopulationVecGymNE(VecGymNE):
+    """``VecGymNE`` with two changes: a custom policy object and per-evaluation env seeds.
+
+    - ``policy_factory(net)`` replaces EvoTorch's ``Policy`` (plastic-rl's
+      :class:`~plastic_rl.agents.es_policy.PopulationPolicy`: the whole population in one
+      batched forward).
+    - Before each population is evaluated, the vector env's sub-envs are seeded from
+      Python's ``random`` (which the trainer seeds per generation). EvoTorch seeds them
+      once, when it builds the env, and then lets their streams run on; a resumed run
+      rebuilds the env and would draw other episodes. Seeding per evaluation makes the
+      episodes of generation g a function of (seed, g) only, so a resume is bit-identical
+      to an unbroken run without pickling every sub-env's generator.
+    """
+
+    def __init__(self, *args, policy_factory: Optional[Callable[[torch.nn.Module], Any]] = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if policy_factory is not None:
+            self._policy = policy_factory(self._policy.wrapped_module)
+
+    def _evaluate_subbatch(self, batch) -> None:
+        # Draw the seed before _get_env: building the env (first evaluation only, so not after a
+        # resume's rebuild in the unbroken run) consumes a draw of its own.
+        seed = random.randint(0, 2**32 - 1)
+        self._get_env(len(batch)).seed(seed)  # consumed by the reset at the start of the evaluation
+        super()._evaluate_subbatch(batch)
+
+
+def searcher_mean_stdev(searcher) -> float:
+    """The mean per-parameter standard deviation of the search distribution."""
+    if hasattr(searcher, "_distribution"):
+        return float(searcher._distribution.sigma.mean())
+    return float(torch.as_tensor(searcher.sigma).mean() * searcher.A.mean())  # CMA-ES: σ · scale of C^½
+
+
+# CMA-ES keeps its whole state in plain attributes; these are the ones a step changes.
+_CMAES_STATE = ("m", "sigma", "C", "A", "p_c", "p_sigma", "last_ex")
+
+
+def searcher_state(searcher) -> Dict[str, Any]:
+    """Everything a searcher needs to continue, as tensors and plain values.
+
+    Gaussian searchers (PGPE, SNES, CEM, OpenAI-ES): the distribution's
+    parameters (mu, sigma), the center optimizer's state (ClipUp velocity or
+    Adam moments), and the last evaluated population — EvoTorch updates the
+    distribution from it at the *start* of the next step, so without it a
+    resumed run would skip one update. CMA-ES: its center, step size,
+    covariance and evolution paths.
+    """
+    state: Dict[str, Any] = {"steps_count": int(searcher.steps_count)}
+    if hasattr(searcher, "_distribution"):
+        state["distribution"] = {k: v.detach().cpu().clone() for k, v in searcher._distribution.parameters.items() if isinstance(v, Tensor)}
+        optimizer = searcher._optimizer
+        if optimizer is not None and hasattr(optimizer, "_velocity"):  # ClipUp
+            state["clipup_velocity"] = optimizer._velocity.detach().cpu().clone()
+        elif optimizer is not None and hasattr(optimizer, "_optim"):  # a torch optimizer (Adam, SGD)
+            state["torch_optimizer"] = optimizer._optim.state_dict()
+        population = getattr(searcher, "_population", None)
+        if population is not None and not getattr(searcher, "_first_iter", True):
+            state["population"] = {
+                "values": population.values.detach().cpu().clone(),
+                "evals": population.evals.detach().cpu().clone(),
+            }
+    else:
+        state["cmaes"] = {name: _plain(getattr(searcher, name)) for name in _CMAES_STATE}
+    return state
+
+
+def _plain(value: Any) -> Any:
+    """A tensor as a detached CPU copy; anything else (None, numbers) as it is."""
+    return value.detach().cpu().clone() if isinstance(value, Tensor) else value
+
+
+def restore_searcher_state(searcher, state: Dict[str, Any]) -> None:
+    """Put ``state`` (from :func:`searcher_state`) back into a freshly built searcher of the same config."""
+    from evotorch import SolutionBatch
+
+    searcher._steps_count = int(state["steps_count"])
+    if hasattr(searcher, "_distribution"):
+        dist = searcher._distribution
+        searcher._distribution = dist.modified_copy(**{k: v.to(dist.device) for k, v in state["distribution"].items()})
+        if "clipup_velocity" in state:
+            searcher._optimizer._velocity = state["clipup_velocity"].to(searcher._optimizer._velocity.device)
+        if "torch_optimizer" in state:
+            optim = searcher._optimizer._optim
+            learning_rates = [group["lr"] for group in optim.param_groups]  # the config's, which may have changed
+            optim.load_state_dict(state["torch_optimizer"])
+            for group, lr in zip(optim.param_groups, learning_rates):
+                group["lr"] = lr
+        if "population" in state:
+            values, evals = state["population"]["values"], state["population"]["evals"]
+            batch = SolutionBatch(searcher.problem, popsize=values.shape[0], device=dist.device, empty=True)
+            batch.access_values()[:] = values.to(dist.device)
+            batch.set_evals(evals[:, 0].to(dist.device) if evals.dim() == 2 else evals.to(dist.device))
+            searcher._population = batch
+            searcher._first_iter = False
+    else:
+        for name, value in state["cmaes"].items():
+            current = getattr(searcher, name)
+            device = current.device if isinstance(current, Tensor) else searcher.problem.device
+            setattr(searcher, name, value.to(device) if isinstance(value, Tensor) else value)
+
+
+def restore_obs_norm(problem, state: Optional[Dict[str, Any]]) -> None:
+    """Rebuild EvoTorch's ``RunningNorm`` from :func:`obs_norm_state`'s sums (it has no public setter for them)."""
+    if state is None or not problem.observation_normalization:
+        return
+    from evotorch.neuroevolution.net.runningnorm import RunningNorm
+
+    norm = RunningNorm(shape=tuple(state["sum"].shape), dtype=state["sum"].dtype)
+    norm._sum, norm._sum_of_squares, norm._count = state["sum"].clone(), state["sum_of_squares"].clone(), int(state["count"])
+    problem.set_observation_stats(norm)
