@@ -34,7 +34,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 from plastic_rl import state as state_ops
 from plastic_rl.cells import ACTIVATIONS, PlasticLinear, PlasticLSTMCell, PlasticRNNCell
 from plastic_rl.plasticity import PlasticityConfig, check_choice, check_positive_int, linear, plasticity_config
-from plastic_rl.random_weights import RandomWeightLinear
+from plastic_rl.random_weights import RandomWeightLinear, RandomWeightRNNCell
 from plastic_rl.spiking import LeakyReadoutSpikingCell
 
 ACTION_TYPES = ("discrete", "continuous")
@@ -144,6 +144,10 @@ class RecurrentActorCritic(_ActorCriticBase):
     :param plastic: False builds the non-plastic baseline (no alpha, η, modulator).
     :param value_head: False drops the critic (e.g. for evolution strategies, which would otherwise search it).
     :param log_std_init: initial log std of continuous actions.
+    :param random_weights: the rules-only variant: the cell is a
+        :class:`~plastic_rl.random_weights.RandomWeightRNNCell` whose input and recurrent weights are drawn
+        at random at the start of every episode (they travel in the state); the plasticity and the read-out
+        heads are learned. Needs ``plastic`` and ``cell="rnn"``.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
@@ -159,6 +163,7 @@ class RecurrentActorCritic(_ActorCriticBase):
         plastic: bool = True,
         value_head: bool = True,
         log_std_init: float = 0.0,
+        random_weights: bool = False,
         plasticity: Optional[PlasticityConfig] = None,
         **fields: Any,
     ) -> None:
@@ -166,13 +171,20 @@ class RecurrentActorCritic(_ActorCriticBase):
         check_positive_int("obs_size", obs_size)
         _check_action(action_size, action_type)
         check_choice("cell", cell, tuple(CELLS))
+        if random_weights and (not plastic or cell != "rnn"):
+            raise ValueError("random_weights=True needs plastic=True and cell='rnn' (the rules-only variant of the "
+                             f"plastic Elman cell); got plastic={plastic!r}, cell={cell!r}.")
         config = plasticity_config(plasticity, **fields)
         # Flat and plain, so that build_policy(**config) rebuilds it and checkpoints load with weights_only=True.
         self.config = dict(
             obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_size=hidden_size,
-            cell=cell, plastic=plastic, value_head=value_head, log_std_init=log_std_init, **config.as_dict(),
+            cell=cell, plastic=plastic, value_head=value_head, log_std_init=log_std_init,
+            random_weights=bool(random_weights), **config.as_dict(),
         )
-        self.cell = CELLS[cell](obs_size, hidden_size, plastic=plastic, plasticity=config)
+        if random_weights:
+            self.cell = RandomWeightRNNCell(obs_size, hidden_size, plasticity=config)
+        else:
+            self.cell = CELLS[cell](obs_size, hidden_size, plastic=plastic, plasticity=config)
         self.action_head = nn.Linear(hidden_size, action_size)
         self._init_heads(hidden_size, action_size, action_type, value_head, log_std_init)
 
@@ -181,9 +193,26 @@ class RecurrentActorCritic(_ActorCriticBase):
         """Twin of ``reference`` (e.g. ``plastic=False``) with ``hidden_size`` chosen to match its parameter count."""
         return super().matching(reference, "hidden_size", **overrides)
 
-    def initial_state(self, batch_size: int):
-        """The cell's zero state for ``batch_size`` episodes."""
+    def initial_state(self, batch_size: int, generator: Optional[torch.Generator] = None):
+        """The cell's zero state for ``batch_size`` episodes (rules-only: with this episode's random weights).
+
+        :param batch_size: number of episodes.
+        :param generator: rules-only: the generator of the random weights (None: torch's global one).
+        """
+        if self.config.get("random_weights"):
+            return self.cell.initial_state(batch_size, generator)
         return self.cell.initial_state(batch_size)
+
+    def reset_state(self, state, done: Tensor, generator: Optional[torch.Generator] = None):
+        """Start new episodes in the rows whose episode ended (``done[b]`` true): zero state (rules-only: new weights).
+
+        :param state: the current state.
+        :param done: ``(batch,)`` bool or 0/1 tensor.
+        :param generator: rules-only: the generator of the new weights (None: torch's global one).
+        """
+        if self.config.get("random_weights"):
+            return self.cell.reset_state(state, done, generator)
+        return state_ops.reset_state(state, done)
 
     def forward(self, obs: Tensor, state=None) -> Tuple[PolicyOutput, Any]:
         """One step: ``(PolicyOutput(action_params, value), new_state)``; ``state=None`` starts an episode."""

@@ -99,3 +99,25 @@ def test_layer_state_and_checkpoint_round_trip():
     s = policy.initial_state(2, generator=gen(5))
     assert copy.config["random_weights"] is True
     assert torch.equal(rollout(policy, s)[0], rollout(copy, s)[0])
+
+
+def test_recurrent_rules_only_policy_redraws_its_cell_weights_every_episode():
+    from plastic_rl.policies import RecurrentActorCritic
+
+    torch.manual_seed(0)
+    policy = RecurrentActorCritic(15, 4, hidden_size=8, random_weights=True)
+    cell_params = {n for n, _ in policy.cell.named_parameters()}
+    assert cell_params == {"plasticity.alpha", "plasticity.modulator.weight", "plasticity.modulator.bias"}
+    first = policy.initial_state(2, generator=gen(1))
+    assert not torch.equal(first.weight_hh[0], first.weight_hh[1])  # each episode its own weights
+    assert torch.equal(first.weight_ih, policy.initial_state(2, generator=gen(1)).weight_ih)
+    x = torch.randn(2, 15)
+    out, state = policy(x, first)
+    new = policy.reset_state(state, torch.tensor([False, True]), generator=gen(2))
+    assert torch.equal(new.weight_hh[0], state.weight_hh[0]) and not torch.equal(new.weight_hh[1], state.weight_hh[1])
+    assert torch.all(new.h[1] == 0) and torch.all(new.hebb[1] == 0)
+    zeroed = state_ops.reset_state(state, torch.tensor([True, False]))
+    _, after = policy(x, zeroed)
+    assert after.weight_hh[0].abs().amax() > 0 and torch.equal(after.weight_hh[1], state.weight_hh[1])
+    with pytest.raises(ValueError, match="random_weights=True needs plastic=True and cell='rnn'"):
+        RecurrentActorCritic(15, 4, cell="lstm", random_weights=True)
