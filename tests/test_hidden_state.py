@@ -30,14 +30,15 @@ from plastic_rl import (
     RecurrentActorCritic,
 )
 from plastic_rl import state as state_ops
+from plastic_rl.random_weights import RandomWeightLinear
 
 es = pytest.importorskip("plastic_rl.agents.es")
 
 OBS, ACT, BATCH, STEPS = 6, 3, 4, 5
 CELLS = {"rnn": PlasticRNNCell, "lstm": PlasticLSTMCell, "linear": PlasticLinear}
 # The Python modules whose globals (and whose classes' attributes) a forward must not touch.
-CORE_MODULES = ("plastic_rl.plasticity", "plastic_rl.cells", "plastic_rl.policies", "plastic_rl.state",
-                "plastic_rl.agents.es")
+CORE_MODULES = ("plastic_rl.plasticity", "plastic_rl.cells", "plastic_rl.random_weights", "plastic_rl.policies",
+                "plastic_rl.state", "plastic_rl.agents.es")
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -112,6 +113,9 @@ def cell_cases():
                            id=f"{name}-{modulation}-{rule}")
     for name, cls in CELLS.items():
         yield pytest.param(lambda cls=cls: cls(OBS, 7, plastic=False), id=f"{name}-static")
+    for modulation in MODULATIONS:
+        # Rules-only layer: its per-episode random weights live in the state.
+        yield pytest.param(lambda m=modulation: RandomWeightLinear(OBS, 7, modulation=m), id=f"random-weights-{modulation}")
 
 
 def policy_cases():
@@ -123,6 +127,8 @@ def policy_cases():
         yield pytest.param(lambda m=modulation: MLPActorCritic(OBS, ACT, "continuous", hidden_sizes=(8, 8), modulation=m,
                                                                rule="bcm"),
                            id=f"mlp-{modulation}")
+    yield pytest.param(lambda: MLPActorCritic(OBS, ACT, "continuous", hidden_sizes=(8, 8), random_weights=True),
+                       id="mlp-random-weights")
     yield pytest.param(lambda: RecurrentActorCritic(OBS, ACT, "continuous", hidden_size=8, plastic=False), id="recurrent-static")
     yield pytest.param(lambda: MLPActorCritic(OBS, ACT, "discrete", hidden_sizes=(8,), plastic=False), id="mlp-static")
 
@@ -194,7 +200,11 @@ def test_same_inputs_from_the_same_state_give_the_same_outputs(make):
         with torch.set_grad_enabled(grad):
             first = roll(module, xs, state)
             second = roll(module, xs, state)
+            # From state=None, the random generator is part of "the same state": rules-only
+            # layers draw the episode's weights from it.
+            torch.manual_seed(1)
             fresh_first = roll(module, xs, None)
+            torch.manual_seed(1)
             fresh_second = roll(module, xs, None)
         assert_same(first, second)
         assert_same(fresh_first, fresh_second)
@@ -265,8 +275,8 @@ def test_snapshot_finds_a_parameter_changed_in_place():
 
 
 def test_snapshot_finds_a_module_global_changed(monkeypatch):
+    activations = sys.modules["plastic_rl.cells"].ACTIVATIONS
+    holders = [name for name in CORE_MODULES if getattr(sys.modules[name], "ACTIVATIONS", None) is activations]
     before = globals_snapshot()
-    monkeypatch.setitem(sys.modules["plastic_rl.cells"].ACTIVATIONS, "cached", torch.zeros(1))
-    # policies.py imports the same dict.
-    assert differences(before, globals_snapshot()) == ["plastic_rl.cells.ACTIVATIONS changed",
-                                                        "plastic_rl.policies.ACTIVATIONS changed"]
+    monkeypatch.setitem(activations, "cached", torch.zeros(1))
+    assert differences(before, globals_snapshot()) == sorted(f"{name}.ACTIVATIONS changed" for name in holders)
