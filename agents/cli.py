@@ -31,6 +31,7 @@ OVERRIDE_FLAGS = {
     "num_actors": "num_actors",
     "episode_length": "episode_length",
     "center_learning_rate": "center_learning_rate",
+    "learning_rate": "learning_rate",
     "ray_address": "ray_address",
     "device": "device",
 }
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-actors", type=int, help="ES: Ray actors (0 = run in this process)")
     train.add_argument("--center-learning-rate", type=float,
                        help="ES: the center's step (pgpe: ClipUp step, max speed 2x); may change on --resume, e.g. to lower it late in a run")
+    train.add_argument("--learning-rate", type=float,
+                       help="gradient trainers: the optimizer's step; may change on --resume (e.g. smaller after a NaN stop)")
     train.add_argument("--episode-length", type=int, help="steps per episode")
     train.add_argument("--ray-address", help="ES: join this Ray cluster instead of starting a local one")
     train.set_defaults(func=cmd_train)
