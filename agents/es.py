@@ -94,6 +94,9 @@ class Config:
     modulation: str = "simple"  # none, simple or retroactive (DESIGN.md §2)
     rule: str = "hebbian"  # hebbian, oja, bcm or abcd
     plastic: bool = True  # False = the static twin (no alpha, η or modulator)
+    # The rules-only variant (Najarro & Risi 2020): weights drawn at random at the start of every episode,
+    # only the plasticity (alpha, the rule, η or the modulator) searched; needs plastic (and cell rnn).
+    random_weights: bool = False
 
     # --- search
     algorithm: str = "pgpe"  # pgpe (with ClipUp), cmaes (separable for large nets), snes, cem, openai-es
@@ -144,6 +147,9 @@ class Config:
             raise ValueError(f"config field 'env_kwargs' must be a mapping of keyword: value; got {self.env_kwargs!r}.")
         if "max_episode_steps" in self.env_kwargs:
             raise ValueError("config field 'env_kwargs' must not set max_episode_steps; set the config field 'episode_length' instead.")
+        if self.random_weights and (not self.plastic or (self.policy == "recurrent" and self.cell != "rnn")):
+            raise ValueError("config field 'random_weights' needs plastic: true (and cell: rnn for the recurrent policy): "
+                             "with random weights every episode only the plasticity is searched.")
         check_seed(self.seed)
         check_device(self.device)
 

@@ -68,7 +68,8 @@ def build_policy(config: "Config", obs_size: int, action_size: int) -> nn.Module
     :param obs_size: observation size.
     :param action_size: action dimension.
     """
-    common = dict(modulation=config.modulation, rule=config.rule, plastic=config.plastic, value_head=False)
+    common = dict(modulation=config.modulation, rule=config.rule, plastic=config.plastic, value_head=False,
+                  random_weights=config.random_weights)
     if config.policy == "mlp":
         return MLPActorCritic(
             obs_size, action_size, "continuous", hidden_sizes=tuple(config.hidden_sizes), width=config.width,

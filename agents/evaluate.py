@@ -233,7 +233,7 @@ def run_episodes(
             failure_steps[:] = np.asarray(info["failure_step"])
         if positions is not None and "x_position" in info:
             positions[:, 0] = np.asarray(info["x_position"])
-        state = None  # every episode starts with zero traces
+        state = episode_start_state(policy, seeds)  # zero traces (rules-only: each seed's random weights)
         for t in range(episode_length):
             action, state = policy.act(normalize_obs(obs, obs_norm, device), state, deterministic=True)
             obs, reward, terminated, truncated, info = env.step(np.clip(action.cpu().numpy(), low, high))
@@ -254,6 +254,25 @@ def run_episodes(
     if velocities is not None:
         result.update(velocities=velocities, positions=positions, failure_steps=failure_steps, dt=dt)
     return result
+
+
+def episode_start_state(policy: nn.Module, seeds: Sequence[int]) -> Any:
+    """The state episodes start from: None (zero traces) or, for a rules-only policy, each episode's random weights.
+
+    A rules-only policy (``random_weights``) draws its weights at every episode start; here row ``i`` draws
+    them from a generator seeded with ``seeds[i]``, so episode ``i`` of every condition runs the same
+    network, and a repeated evaluation repeats it.
+
+    :param policy: a plastic-core policy.
+    :param seeds: the reset seed of each episode.
+    """
+    if not getattr(policy, "config", {}).get("random_weights"):
+        return None
+    from plastic_rl.state import flatten_state, unflatten_state
+
+    device = next(policy.parameters()).device
+    rows = [policy.initial_state(1, generator=torch.Generator(device).manual_seed(int(s))) for s in seeds]
+    return unflatten_state(torch.cat([flatten_state(r) for r in rows]), rows[0])
 
 
 def _distances(positions: np.ndarray, lengths: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -25,6 +25,14 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "trainer": "es", "popsize": 40, "episode_length": 500, "generations": 250,
         "center_learning_rate": 0.1, "decrease_rewards_by": 1.0,
     },
+    # The rules-only policy (Najarro & Risi 2020): the same search, but the MLP's weights are drawn at random
+    # at the start of every episode and only the per-synapse ABCD rule (with alpha and the rate η) is
+    # evolved, so the network wires itself within the episode. Their σ was 0.1 (popsize 200, 300 generations).
+    "ant-es-rules": {
+        "trainer": "es", "popsize": 40, "episode_length": 500, "generations": 250,
+        "center_learning_rate": 0.1, "decrease_rewards_by": 1.0,
+        "random_weights": True, "rule": "abcd", "modulation": "none", "stdev_init": 0.1,
+    },
 }
 
 # What `make demo` trains: a plastic maze run that visibly learns in about two minutes
