@@ -67,6 +67,7 @@ class Config:
     rule: str = "hebbian"  #: "hebbian", "oja", "bcm" or "abcd"
     clip: float = 1.0  #: Hebbian traces stay in [-clip, clip]
     match_parameters: bool = True  #: non-plastic only: widen it to the plastic network's parameter count
+    random_weights: bool = False  #: rules-only: the cell's weights drawn at random every episode, only plasticity and heads learned (needs plastic, cell rnn)
 
     # --- A2C (Backpropamine's defaults)
     iterations: int = 1000  #: training iterations; each plays `batch_size` episodes (on resume: the new total)
@@ -105,6 +106,9 @@ class Config:
         for name in ("learning_rate", "adam_eps", "max_grad_norm", "clip"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0; got {getattr(self, name)!r}.")
+        if self.random_weights and (not self.plastic or self.cell != "rnn"):
+            raise ConfigError(f"random_weights needs plastic: true and cell: rnn (the rules-only plastic Elman cell); "
+                              f"got plastic={self.plastic!r}, cell={self.cell!r}.")
         check_seed(self.seed)
         check_device(self.device)
 
@@ -124,7 +128,7 @@ def build_policy_for(config: Config) -> RecurrentActorCritic:
     """
     plastic = RecurrentActorCritic(
         OBS_SIZE, 4, "discrete", hidden_size=config.hidden_size, cell=config.cell,
-        modulation=config.modulation, rule=config.rule, clip=config.clip,
+        modulation=config.modulation, rule=config.rule, clip=config.clip, random_weights=config.random_weights,
     )
     if config.plastic:
         policy = plastic

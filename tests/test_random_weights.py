@@ -121,3 +121,20 @@ def test_recurrent_rules_only_policy_redraws_its_cell_weights_every_episode():
     assert after.weight_hh[0].abs().amax() > 0 and torch.equal(after.weight_hh[1], state.weight_hh[1])
     with pytest.raises(ValueError, match="random_weights=True needs plastic=True and cell='rnn'"):
         RecurrentActorCritic(15, 4, cell="lstm", random_weights=True)
+
+
+def test_a2c_trains_the_rules_only_recurrent_policy(tmp_path):
+    from plastic_rl.agents import a2c
+    from plastic_rl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="random_weights needs plastic: true and cell: rnn"):
+        a2c.Config(random_weights=True, cell="lstm")
+    config = a2c.Config(maze_size=7, episode_length=15, hidden_size=8, batch_size=3, iterations=2, random_weights=True,
+                        progress=False, tensorboard=False)
+    torch.manual_seed(config.seed)  # as train() does, so `before` is the run's initial policy
+    policy = a2c.build_policy_for(config)
+    assert policy.config["random_weights"] and not hasattr(policy.cell, "weight_hh")
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    a2c.train(config, tmp_path / "run")
+    trained = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["policy"]["state_dict"]
+    assert any(not torch.equal(trained[n], before[n]) for n in before if n.startswith("cell.plasticity"))
