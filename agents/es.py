@@ -97,6 +97,9 @@ class Config:
     # The rules-only variant (Najarro & Risi 2020): weights drawn at random at the start of every episode,
     # only the plasticity (alpha, the rule, η or the modulator) searched; needs plastic (and cell rnn).
     random_weights: bool = False
+    # Binarized hidden layers: the forward uses sign(W) / sqrt(fan_in) of the searched real weights (the plastic
+    # term alpha ⊙ Hebb stays real); the action layer / heads stay real. Not with random_weights.
+    binary: bool = False
 
     # --- search
     algorithm: str = "pgpe"  # pgpe (with ClipUp), cmaes (separable for large nets), snes, cem, openai-es
@@ -150,6 +153,9 @@ class Config:
         if self.random_weights and (not self.plastic or (self.policy == "recurrent" and self.cell != "rnn")):
             raise ValueError("config field 'random_weights' needs plastic: true (and cell: rnn for the recurrent policy): "
                              "with random weights every episode only the plasticity is searched.")
+        if self.binary and (self.random_weights or (self.policy == "recurrent" and self.cell not in ("rnn", "lstm"))):
+            raise ValueError("config field 'binary' needs learned fixed weights (random_weights: false) and, for the "
+                             f"recurrent policy, cell rnn or lstm; got random_weights={self.random_weights!r}, cell={self.cell!r}.")
         check_seed(self.seed)
         check_device(self.device)
 

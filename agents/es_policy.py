@@ -69,7 +69,7 @@ def build_policy(config: "Config", obs_size: int, action_size: int) -> nn.Module
     :param action_size: action dimension.
     """
     common = dict(modulation=config.modulation, rule=config.rule, plastic=config.plastic, value_head=False,
-                  random_weights=config.random_weights)
+                  random_weights=config.random_weights, binary=config.binary)
     if config.policy == "mlp":
         return MLPActorCritic(
             obs_size, action_size, "continuous", hidden_sizes=tuple(config.hidden_sizes), width=config.width,

@@ -10,6 +10,11 @@ With ``plastic=False`` a module has no plasticity parameters at all (no alpha,
 η or modulator) and is the ordinary network: an Elman cell, ``nn.LSTMCell``, or
 ``nn.Linear`` + activation. Its state keeps the same fields, with zero-width
 traces, so trainers treat both alike.
+
+With ``binary=True`` the fixed weights are binarized: the forward uses
+``sign(W_h) / sqrt(fan_in)`` of the real hidden weights ``W_h`` (straight-through
+gradient, :func:`plastic_rl.binary.binarize`), while the plastic term
+``alpha ⊙ Hebb`` stays real-valued on top of them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from plastic_rl import state as state_ops
+from plastic_rl.binary import binarize
 from plastic_rl.plasticity import Plasticity, PlasticityConfig, Traces, check_choice, check_positive_int, linear, plasticity_config
 
 ACTIVATIONS = {
@@ -68,6 +74,19 @@ class _StatefulModule(nn.Module):
     """Shared state plumbing: device/dtype discovery, batch checks, reset."""
 
     plasticity: Optional[Plasticity]
+    binary: bool = False
+
+    def _weight(self, weight: Tensor) -> Tensor:
+        """The fixed weight the forward uses: ``weight`` itself, or (``binary``) ``sign(weight) / sqrt(fan_in)``.
+
+        The ``1 / sqrt(fan_in)`` keeps a binary layer's pre-activation at the scale of
+        the real-valued initialisation (no batch norm in a policy); the gradient goes
+        straight through to the real hidden weight. ``weight`` may carry a leading
+        batch dimension (one weight set per episode, the ES population forward).
+        """
+        if not self.binary:
+            return weight
+        return binarize(weight) * (1.0 / math.sqrt(weight.shape[-1]))
 
     def _device_dtype(self):
         p = next(self.parameters())
@@ -119,6 +138,7 @@ class PlasticRNNCell(_StatefulModule):
     :param input_size: number of input features.
     :param hidden_size: number of recurrent units.
     :param plastic: if False, no plasticity parameters are created (the non-plastic baseline).
+    :param binary: binarize ``weight_ih`` and ``weight_hh`` (see the module docstring); the bias stays real.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
@@ -130,12 +150,14 @@ class PlasticRNNCell(_StatefulModule):
         hidden_size: int,
         plastic: bool = True,
         plasticity: Optional[PlasticityConfig] = None,
+        binary: bool = False,
         **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
+        self.binary = bool(binary)
         self.weight_ih = nn.Parameter(_uniform_(torch.empty(hidden_size, input_size), hidden_size))
         self.weight_hh = nn.Parameter(_uniform_(torch.empty(hidden_size, hidden_size), hidden_size))
         self.bias = nn.Parameter(_uniform_(torch.empty(hidden_size), hidden_size))
@@ -151,7 +173,7 @@ class PlasticRNNCell(_StatefulModule):
         """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode."""
         state = self._prepare(x, state, "PlasticRNNCell")
         h_prev = state.h
-        pre_activation = linear(x, self.weight_ih, self.bias) + linear(h_prev, self.weight_hh)
+        pre_activation = linear(x, self._weight(self.weight_ih), self.bias) + linear(h_prev, self._weight(self.weight_hh))
         if self.plasticity is None:
             h = torch.tanh(pre_activation)
             return h, state._replace(h=h)
@@ -171,6 +193,7 @@ class PlasticLSTMCell(_StatefulModule):
     :param input_size: number of input features.
     :param hidden_size: number of LSTM units.
     :param plastic: if False, no plasticity parameters are created (a plain LSTM cell).
+    :param binary: binarize ``weight_ih`` and ``weight_hh`` (see the module docstring); the biases stay real.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
@@ -182,12 +205,14 @@ class PlasticLSTMCell(_StatefulModule):
         hidden_size: int,
         plastic: bool = True,
         plasticity: Optional[PlasticityConfig] = None,
+        binary: bool = False,
         **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
+        self.binary = bool(binary)
         h4 = 4 * hidden_size
         self.weight_ih = nn.Parameter(_uniform_(torch.empty(h4, input_size), hidden_size))
         self.weight_hh = nn.Parameter(_uniform_(torch.empty(h4, hidden_size), hidden_size))
@@ -206,7 +231,7 @@ class PlasticLSTMCell(_StatefulModule):
         """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode."""
         state = self._prepare(x, state, "PlasticLSTMCell")
         h_prev = state.h
-        gates = linear(x, self.weight_ih, self.bias_ih) + linear(h_prev, self.weight_hh, self.bias_hh)
+        gates = linear(x, self._weight(self.weight_ih), self.bias_ih) + linear(h_prev, self._weight(self.weight_hh), self.bias_hh)
         i, f, g, o = gates.chunk(4, dim=1)
         traces = Traces(state.hebb, state.eligibility, state.theta)
         if self.plasticity is not None:
@@ -230,6 +255,7 @@ class PlasticLinear(_StatefulModule):
     :param activation: ``"tanh"``, ``"relu"``, ``"sigmoid"`` or ``"identity"``.
     :param plastic: if False, no plasticity parameters are created (``nn.Linear`` + activation).
     :param bias: whether the layer has a bias.
+    :param binary: binarize ``weight`` (see the module docstring); the bias stays real.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
@@ -243,6 +269,7 @@ class PlasticLinear(_StatefulModule):
         plastic: bool = True,
         bias: bool = True,
         plasticity: Optional[PlasticityConfig] = None,
+        binary: bool = False,
         **fields: Any,
     ) -> None:
         super().__init__()
@@ -250,6 +277,7 @@ class PlasticLinear(_StatefulModule):
         check_positive_int("out_features", out_features)
         check_choice("activation", activation, tuple(ACTIVATIONS))
         self.in_features, self.out_features = in_features, out_features
+        self.binary = bool(binary)
         self.activation = activation
         linear = nn.Linear(in_features, out_features, bias=bias)  # borrow torch's initialisation
         self.weight = nn.Parameter(linear.weight.detach().clone())
@@ -264,7 +292,7 @@ class PlasticLinear(_StatefulModule):
     def forward(self, x: Tensor, state: Optional[LinearState] = None):
         """One step. Returns ``(y, new_state)``; ``state=None`` starts a new episode."""
         state = self._prepare(x, state, "PlasticLinear")
-        pre_activation = linear(x, self.weight, self.bias)
+        pre_activation = linear(x, self._weight(self.weight), self.bias)
         act = ACTIVATIONS[self.activation]
         if self.plasticity is None:
             return act(pre_activation), state

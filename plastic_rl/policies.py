@@ -148,6 +148,9 @@ class RecurrentActorCritic(_ActorCriticBase):
         :class:`~plastic_rl.random_weights.RandomWeightRNNCell` whose input and recurrent weights are drawn
         at random at the start of every episode (they travel in the state); the plasticity and the read-out
         heads are learned. Needs ``plastic`` and ``cell="rnn"``.
+    :param binary: binarized hidden layer: the cell's input and recurrent weights are ``sign(W_h) / sqrt(fan_in)``
+        of real hidden weights (straight-through gradient; the plastic term stays real-valued); the heads stay
+        real-valued. Needs ``cell`` ``"rnn"`` or ``"lstm"`` and fixed weights (not ``random_weights``).
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
@@ -165,12 +168,16 @@ class RecurrentActorCritic(_ActorCriticBase):
         log_std_init: float = 0.0,
         random_weights: bool = False,
         plasticity: Optional[PlasticityConfig] = None,
+        binary: bool = False,
         **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("obs_size", obs_size)
         _check_action(action_size, action_type)
         check_choice("cell", cell, tuple(CELLS))
+        if binary and (random_weights or cell not in ("rnn", "lstm")):
+            raise ValueError("binary=True needs cell 'rnn' or 'lstm' with learned fixed weights (random_weights=False); "
+                             f"got cell={cell!r}, random_weights={random_weights!r}.")
         if random_weights and (not plastic or cell != "rnn"):
             raise ValueError("random_weights=True needs plastic=True and cell='rnn' (the rules-only variant of the "
                              f"plastic Elman cell); got plastic={plastic!r}, cell={cell!r}.")
@@ -179,10 +186,12 @@ class RecurrentActorCritic(_ActorCriticBase):
         self.config = dict(
             obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_size=hidden_size,
             cell=cell, plastic=plastic, value_head=value_head, log_std_init=log_std_init,
-            random_weights=bool(random_weights), **config.as_dict(),
+            random_weights=bool(random_weights), binary=bool(binary), **config.as_dict(),
         )
         if random_weights:
             self.cell = RandomWeightRNNCell(obs_size, hidden_size, plasticity=config)
+        elif binary:
+            self.cell = CELLS[cell](obs_size, hidden_size, plastic=plastic, plasticity=config, binary=True)
         else:
             self.cell = CELLS[cell](obs_size, hidden_size, plastic=plastic, plasticity=config)
         self.action_head = nn.Linear(hidden_size, action_size)
@@ -241,6 +250,9 @@ class MLPActorCritic(_ActorCriticBase):
     :param random_weights: the rules-only variant (Najarro & Risi 2020): every layer is a
         :class:`~plastic_rl.random_weights.RandomWeightLinear` whose weights are drawn at random at the
         start of every episode (they travel in the state); only the plasticity is learned. Needs ``plastic``.
+    :param binary: binarized hidden layers: their weights are ``sign(W_h) / sqrt(fan_in)`` of real hidden weights
+        (straight-through gradient; the plastic term stays real-valued); the action layer and the value head stay
+        real-valued. Not with ``random_weights``.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
@@ -260,12 +272,15 @@ class MLPActorCritic(_ActorCriticBase):
         log_std_init: float = 0.0,
         random_weights: bool = False,
         plasticity: Optional[PlasticityConfig] = None,
+        binary: bool = False,
         **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("obs_size", obs_size)
         _check_action(action_size, action_type)
         check_choice("output_activation", output_activation, tuple(ACTIVATIONS))
+        if binary and random_weights:
+            raise ValueError("binary=True needs learned fixed weights to binarize; it cannot be combined with random_weights=True.")
         if random_weights and not plastic:
             raise ValueError("random_weights=True needs plastic=True: with weights drawn at random every episode "
                              "and no plasticity there is nothing to learn.")
@@ -281,7 +296,8 @@ class MLPActorCritic(_ActorCriticBase):
         self.config = dict(
             obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_sizes=list(hidden_sizes),
             width=None, activation=activation, output_activation=output_activation, plastic=plastic,
-            value_head=value_head, log_std_init=log_std_init, random_weights=bool(random_weights), **config.as_dict(),
+            value_head=value_head, log_std_init=log_std_init, random_weights=bool(random_weights), binary=bool(binary),
+            **config.as_dict(),
         )
         sizes = (obs_size,) + hidden_sizes + (action_size,)
         activations = [activation] * len(hidden_sizes) + [output_activation]
@@ -292,7 +308,8 @@ class MLPActorCritic(_ActorCriticBase):
             )
         else:
             self.layers = nn.ModuleList(
-                PlasticLinear(sizes[k], sizes[k + 1], activation=activations[k], plastic=plastic, plasticity=config)
+                PlasticLinear(sizes[k], sizes[k + 1], activation=activations[k], plastic=plastic, plasticity=config,
+                              binary=binary and k < len(hidden_sizes))  # the action layer stays real-valued
                 for k in range(len(sizes) - 1)
             )
         self._init_heads(hidden_sizes[-1], action_size, action_type, value_head, log_std_init)
