@@ -1,19 +1,31 @@
-"""Limb failure: does a plastic MLP keep the quadruped moving better than a static one?
+"""Limb failure: does a plastic policy keep the quadruped moving better than a static one?
 
-Evolves, for each seed, a plastic MLP and its parameter-matched static MLP with
-the same ES budget (same algorithm, population, generations, episode length)
-under random leg failures (``failed_legs="random"``: none 0.4, each leg 0.15),
-then evaluates both with :func:`plastic_rl.agents.evaluate.evaluate_policy`:
-intact, each leg failed from the start, each leg failing mid-episode. Reports
-the return per condition and the retention ratio (failure / intact), median
-over seeds.
+Evolves, for each seed and with the same ES budget (algorithm, population,
+generations, episode length), three policies under random leg failures
+(``failed_legs="random"``: none 0.4, each leg 0.15):
 
-    python scripts/limb_failure.py --generations 60 --popsize 20 --episode-length 250 --seeds 0 1 \\
+- ``static``: an MLP without plasticity, widened to the plastic MLP's parameter count;
+- ``plastic``: the plastic MLP with simple neuromodulation;
+- ``rules``: the rules-only MLP (Najarro & Risi 2020): weights drawn at random every
+  episode, only the per-synapse ABCD rule, alpha and η evolved.
+
+Then evaluates each final policy with :func:`plastic_rl.agents.evaluate.evaluate_run`
+(by default: intact, each leg from the start, each leg at a random step in the
+middle half of the episode, every two legs, each leg at half strength) and reports,
+median and interquartile range over seeds, what adaptation means:
+
+- forward velocity over the fixed horizon (a fall stops the robot for the rest of it);
+- velocity kept: the distance covered after the failure, as a share of what the same
+  policy covered intact over the same steps of the same episodes;
+- falls (episodes ended early), counted apart; the return (with Ant's alive bonus) only reported.
+
+    python scripts/limb_failure.py --generations 60 --popsize 20 --episode-length 250 --seeds 0 1 2 \\
         --output results/limb_failure
 
-Writes into ``--output``: one run folder per (variant, seed) (re-running the
-command resumes them), ``results.csv`` (one row per variant × seed × condition),
-``summary.json`` (medians and budget), ``table.md``, ``velocity.png`` and ``training.png``.
+Writes into ``--output``: one run folder per (variant, seed) (re-running the command
+resumes them to the new total, so a long study runs in pieces), ``results.csv`` (one row
+per variant × seed × condition), ``summary.json`` (medians, IQRs, budget, wall time),
+``table.md`` and ``training.png``.
 """
 
 from __future__ import annotations
@@ -23,75 +35,117 @@ import csv
 import io
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from plastic_rl.agents import es
-from plastic_rl.agents.evaluate import evaluate_run, mean_failure_curve, plot_velocity
+from plastic_rl.agents.es_policy import build_policy, env_spaces
+from plastic_rl.agents.evaluate import evaluate_run
 from plastic_rl.policies import MLPActorCritic
 from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
 
-VARIANTS = ("plastic", "static")
+VARIANTS = ("static", "plastic", "rules")
+DEFAULT_FAILURES = "all,random,pairs,weak:0.5"
+SINGLE_LEGS = ("front_left", "front_right", "back_left", "back_right")
 
 
 def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]:
-    """The plastic config and its static twin, whose hidden width matches the plastic parameter count."""
+    """The three policies of one seed: plastic, its parameter-matched static twin, and the rules-only MLP.
+
+    :param args: the parsed command line.
+    :param seed: the seed of the three runs.
+    """
+    env_kwargs: Dict[str, Any] = {"failed_legs": "random"}
+    if args.no_contact_forces:
+        env_kwargs["include_cfrc_ext_in_observation"] = False  # Ant's 27-value observation
     common = dict(
-        algorithm=args.algorithm, popsize=args.popsize, generations=args.generations,
-        episode_length=args.episode_length, seed=seed, hidden_sizes=tuple(args.hidden_sizes), num_actors=args.num_actors,
-        stdev_init=args.stdev_init, center_learning_rate=args.center_learning_rate, decrease_rewards_by=args.decrease_rewards_by,
+        algorithm=args.algorithm, popsize=args.popsize, generations=args.generations, episode_length=args.episode_length,
+        seed=seed, hidden_sizes=tuple(args.hidden_sizes), num_actors=args.num_actors, env_kwargs=env_kwargs,
+        center_learning_rate=args.center_learning_rate, decrease_rewards_by=args.decrease_rewards_by,
     )
-    plastic = es.Config(plastic=True, **common)
-    obs_size, action_size = es.env_spaces(plastic.env_id, plastic.env_kwargs)
-    reference = es.build_policy(plastic, obs_size, action_size)
-    twin = MLPActorCritic.matching(reference, plastic=False)
-    static = es.Config(plastic=False, width=twin.config["hidden_sizes"][0], **common)
-    return {"plastic": plastic, "static": static}
+    plastic = es.Config(plastic=True, modulation="simple", stdev_init=args.stdev_init, **common)
+    obs_size, action_size = env_spaces(plastic.env_id, plastic.env_kwargs)
+    twin = MLPActorCritic.matching(build_policy(plastic, obs_size, action_size), plastic=False)
+    configs = {
+        "static": es.Config(plastic=False, width=twin.config["hidden_sizes"][0], stdev_init=args.stdev_init, **common),
+        "plastic": plastic,
+        "rules": es.Config(plastic=True, random_weights=True, rule="abcd", modulation="none",
+                           stdev_init=args.rules_stdev_init, **common),
+    }
+    return {name: configs[name] for name in args.variants}
 
 
 def train_or_resume(config: es.Config, run_dir: Path) -> Dict[str, Any]:
-    """Train ``config`` into ``run_dir``, resuming if a checkpoint is already there."""
+    """Train ``config`` into ``run_dir``, resuming (to ``config.generations``) if a checkpoint is already there.
+
+    :param config: the run's config.
+    :param run_dir: its folder.
+    """
     resume = (run_dir / CONFIG_FILE).is_file()  # es.train starts a run killed before its first checkpoint over
     if (run_dir / CHECKPOINT_FILE).is_file() and int(load_checkpoint(run_dir / CHECKPOINT_FILE)["generation"]) >= config.generations:
         return es.write_summary(run_dir, config)
     return es.train(config, run_dir, resume=resume)
 
 
-def median(values: List[float]) -> float:
-    return float(np.median(values)) if values else float("nan")
+def quartiles(values: List[Optional[float]]) -> Dict[str, float]:
+    """Median, 25th and 75th percentile of the defined values (NaN if there are none).
+
+    :param values: one number (or None where undefined) per seed.
+    """
+    defined = [v for v in values if v is not None and np.isfinite(v)]
+    if not defined:
+        return {"median": float("nan"), "q25": float("nan"), "q75": float("nan"), "n": 0}
+    q25, median, q75 = np.percentile(defined, [25, 50, 75])
+    return {"median": float(median), "q25": float(q25), "q75": float(q75), "n": len(defined)}
+
+
+def _fmt(q: Dict[str, float], digits: int = 2) -> str:
+    if not q["n"]:
+        return "–"
+    return f"{q['median']:.{digits}f} [{q['q25']:.{digits}f}, {q['q75']:.{digits}f}]"
+
+
+def single_leg_conditions(names: List[str]) -> List[str]:
+    """The conditions in which one leg fails completely (from the start or at some step)."""
+    return [n for n in names if n.split("@")[0] in SINGLE_LEGS]
 
 
 def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--generations", type=int, default=60)
     parser.add_argument("--popsize", type=int, default=20)
     parser.add_argument("--episode-length", type=int, default=250)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--algorithm", default="pgpe", choices=es.ALGORITHMS)
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--num-actors", type=int, default=0)
-    parser.add_argument("--stdev-init", type=float, default=es.Config.stdev_init, help="initial search standard deviation per parameter")
+    parser.add_argument("--stdev-init", type=float, default=es.Config.stdev_init, help="initial search σ per parameter (static, plastic)")
+    parser.add_argument("--rules-stdev-init", type=float, default=0.1, help="initial search σ of the rules-only MLP (Najarro & Risi: 0.1)")
     parser.add_argument("--center-learning-rate", type=float, default=None, help="PGPE/ClipUp step (max speed = 2x); default: the Config default")
     parser.add_argument("--decrease-rewards-by", type=float, default=1.0,
-                        help="subtracted from every step's reward during the search (Ant-v5's alive bonus is 1.0, so standing still earns nothing); evaluation reports the env's own return")
+                        help="subtracted from every step's reward during the search (Ant-v5's alive bonus is 1.0, so standing still earns nothing)")
+    parser.add_argument("--no-contact-forces", action="store_true",
+                        help="Ant-v5 without the 78 contact-force observations (include_cfrc_ext_in_observation=False: 27 values)")
+    parser.add_argument("--failures", default=DEFAULT_FAILURES, help=f"evaluation conditions, as plastic-rl evaluate --failures (default {DEFAULT_FAILURES})")
     parser.add_argument("--episodes", type=int, default=5, help="evaluation episodes per condition")
     parser.add_argument("--policy", choices=["center", "best"], default="center",
                         help="which policy to evaluate: the final ES center (default; the best sample is a lucky draw) or the best sample")
     parser.add_argument("--output", default="results/limb_failure")
     args = parser.parse_args(argv)
+    for name in ("generations", "popsize", "episode_length", "episodes"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}.")
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     policy_key = "center_policy" if args.policy == "center" else "policy"
-    failure_step = args.episode_length // 2
     rows: List[Dict[str, Any]] = []
-    velocity: Dict[str, List[np.ndarray]] = {v: [] for v in VARIANTS}
     budget: Dict[str, Any] = {}
     start = time.perf_counter()
-    for seed in args.seeds:
-        configs = variant_configs(args, seed)
-        for variant, config in configs.items():
+    for seed in args.seeds:  # seed-major: a study stopped early has every variant on the same seeds
+        for variant, config in variant_configs(args, seed).items():
             run_dir = out / f"{variant}-seed{seed}"
             summary = train_or_resume(config, run_dir)
             budget[f"{variant}-seed{seed}"] = {
@@ -99,73 +153,72 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                 "final_center_fitness": summary["final_center_fitness"],
             }
             report = evaluate_run(
-                run_dir, failures="all", episodes=args.episodes, failure_step=failure_step,
-                json_out=run_dir / "evaluation.json", seed=10_000 + seed, policy_key=policy_key, quiet=True,
+                run_dir, failures=args.failures, episodes=args.episodes, failure_step=0,
+                json_out=run_dir / "evaluation.json", seed=10_000 + seed, policy_key=policy_key, quiet=True, plot=False,
             )
-            intact = report["conditions"]["intact"]["mean_return"]
-            for name, stats in report["conditions"].items():
+            for name, s in report["conditions"].items():
                 rows.append({
-                    "variant": variant, "seed": seed, "condition": name, "mean_return": stats["mean_return"],
-                    "std_return": stats["std_return"], "mean_forward_velocity": stats["mean_forward_velocity"],
-                    "retention": stats["mean_return"] / intact if name != "intact" else 1.0,
-                    # The return includes Ant's alive bonus (1 per step), so also the share of forward speed kept
-                    # (undefined when the intact policy does not move forward).
-                    "velocity_retention": velocity_kept(report, name, failure_step),
-                    "mean_episode_length": stats["mean_episode_length"],
+                    "variant": variant, "seed": seed, "condition": name,
+                    "forward_velocity": s["mean_forward_velocity"], "velocity_kept": s.get("velocity_retention", 1.0),
+                    "distance": s["mean_distance"], "falls": s["falls"], "episodes": s["episodes"],
+                    "return": s["mean_return"], "return_ratio": s.get("return_ratio", 1.0),
+                    "episode_length": s["mean_episode_length"],
                 })
-            velocity[variant].append(report_velocity(report))
 
     conditions = list(dict.fromkeys(r["condition"] for r in rows))
-    table: Dict[str, Dict[str, Dict[str, float]]] = {}
-    for variant in VARIANTS:
+    variants = [v for v in VARIANTS if v in args.variants]
+    table: Dict[str, Any] = {}
+    for variant in variants:
         table[variant] = {}
         for name in conditions:
             sel = [r for r in rows if r["variant"] == variant and r["condition"] == name]
             table[variant][name] = {
-                "median_return": median([r["mean_return"] for r in sel]),
-                "median_retention": median([r["retention"] for r in sel]),
-                "median_velocity_retention": median([r["velocity_retention"] for r in sel]),
-                "median_episode_length": median([r["mean_episode_length"] for r in sel]),
-                "median_forward_velocity": median([r["mean_forward_velocity"] for r in sel]),
+                "forward_velocity": quartiles([r["forward_velocity"] for r in sel]),
+                "velocity_kept": quartiles([r["velocity_kept"] for r in sel]),
+                "falls": int(sum(r["falls"] for r in sel)), "episodes": int(sum(r["episodes"] for r in sel)),
+                "return": quartiles([r["return"] for r in sel]),
             }
+    singles = single_leg_conditions(conditions)
+    goal: Dict[str, Any] = {}
+    for variant in variants:
+        # Per seed: the mean and the worst share of velocity kept over the single-leg failures.
+        per_seed_mean, per_seed_worst = [], []
+        for seed in args.seeds:
+            kept = [r["velocity_kept"] for r in rows if r["variant"] == variant and r["seed"] == seed and r["condition"] in singles]
+            kept = [k for k in kept if k is not None]
+            per_seed_mean.append(float(np.mean(kept)) if kept else None)
+            per_seed_worst.append(float(np.min(kept)) if kept else None)
+        goal[variant] = {"mean_single_leg_velocity_kept": quartiles(per_seed_mean), "worst_single_leg_velocity_kept": quartiles(per_seed_worst),
+                         "per_seed_mean": per_seed_mean, "per_seed_worst": per_seed_worst}
     wall = time.perf_counter() - start
+
     lines = [
-        f"Limb failure, {args.algorithm} popsize {args.popsize}, {args.generations} generations, "
-        f"{args.episode_length}-step episodes, seeds {args.seeds}, {args.episodes} evaluation episodes per condition "
-        f"({args.policy} policy), failure mid-episode at step {failure_step}. Median over seeds. Return = the env's own "
-        f"(with the alive bonus); retention = return / intact return; velocity kept = forward velocity / intact forward "
-        f"velocity on the same episode seeds (for leg@K: from step K on); length = steps before the episode ended.",
+        f"Limb failure: {args.algorithm} popsize {args.popsize}, {args.generations} generations, {args.episode_length}-step "
+        f"episodes, seeds {args.seeds}, {args.episodes} evaluation episodes per condition ({args.policy} policy)"
+        + (", Ant without contact forces" if args.no_contact_forces else "") + ". Median [IQR] over seeds.",
+        "Forward velocity = distance / horizon (m/s; a fall stops the robot for the rest of the horizon). Velocity kept = "
+        "distance after the failure / intact distance over the same steps of the same episodes. Falls = episodes ended "
+        "early, summed over seeds. '@random' = a step drawn per episode in the middle half; 'a+b' = two legs; ':0.5' = half strength.",
         "",
-        "| condition | plastic return | static return | plastic retention | static retention | plastic velocity | static velocity "
-        "| plastic velocity kept | static velocity kept | plastic length | static length |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| condition | " + " | ".join(f"{v} velocity" for v in variants) + " | " + " | ".join(f"{v} kept" for v in variants)
+        + " | " + " | ".join(f"{v} falls" for v in variants) + " |",
+        "|---|" + "---:|" * (3 * len(variants)),
     ]
     for name in conditions:
-        p, s = table["plastic"][name], table["static"][name]
-        lines.append(
-            f"| {name} | {p['median_return']:.1f} | {s['median_return']:.1f} | {p['median_retention']:.2f} | {s['median_retention']:.2f} "
-            f"| {p['median_forward_velocity']:.3f} | {s['median_forward_velocity']:.3f} | {p['median_velocity_retention']:.2f} | {s['median_velocity_retention']:.2f} "
-            f"| {p['median_episode_length']:.0f} | {s['median_episode_length']:.0f} |"
-        )
-    failure_names = [n for n in conditions if n != "intact"]
-
-    def per_seed_mean_over_failures(variant: str, key: str) -> List[float]:
-        return [
-            float(np.mean([r[key] for r in rows if r["variant"] == variant and r["seed"] == seed and r["condition"] in failure_names]))
-            for seed in args.seeds
-        ]
-
-    for variant in VARIANTS:
-        per_seed = per_seed_mean_over_failures(variant, "retention")
-        per_seed_velocity = per_seed_mean_over_failures(variant, "velocity_retention")
-        table[variant]["mean_retention_over_failures"] = {"median_over_seeds": median(per_seed), "per_seed": per_seed}
-        table[variant]["mean_velocity_retention_over_failures"] = {"median_over_seeds": median(per_seed_velocity), "per_seed": per_seed_velocity}
-        lines.append(
-            f"\n{variant}: averaged over the {len(failure_names)} failure conditions, median over seeds: return retention {median(per_seed):.3f} "
-            f"(per seed {', '.join(f'{v:.3f}' for v in per_seed)}), velocity kept {median(per_seed_velocity):.3f} "
-            f"(per seed {', '.join(f'{v:.3f}' for v in per_seed_velocity)})"
-        )
-    lines.append(f"\nwall time {wall:.0f} s in this invocation; per run: " + ", ".join(f"{k} {v['wall_time']:.0f} s / {v['env_steps']} steps / {v['parameters']} params" for k, v in budget.items()))
+        cells = [_fmt(table[v][name]["forward_velocity"]) for v in variants]
+        cells += ["1" if name == "intact" else _fmt(table[v][name]["velocity_kept"]) for v in variants]
+        cells += [f"{table[v][name]['falls']}/{table[v][name]['episodes']}" for v in variants]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Velocity kept over the {len(singles)} single-leg conditions (per seed: the mean and the worst), median [IQR] over seeds:")
+    lines.append("")
+    lines.append("| | " + " | ".join(variants) + " |")
+    lines.append("|---|" + "---:|" * len(variants))
+    lines.append("| mean | " + " | ".join(_fmt(goal[v]["mean_single_leg_velocity_kept"]) for v in variants) + " |")
+    lines.append("| worst | " + " | ".join(_fmt(goal[v]["worst_single_leg_velocity_kept"]) for v in variants) + " |")
+    lines.append("")
+    lines.append(f"wall time {wall:.0f} s in this invocation; per run: " + ", ".join(
+        f"{k} {v['wall_time']:.0f} s / {v['env_steps']} steps / {v['parameters']} params" for k, v in budget.items()))
     text = "\n".join(lines)
     print(text)
 
@@ -175,25 +228,24 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buffer.getvalue())
     atomic_write_text(out / "table.md", text + "\n")
-    result = {"args": vars(args), "failure_step": failure_step, "budget": budget, "medians": table, "wall_time": wall}
+    result = {"args": vars(args), "budget": budget, "table": table, "goal": goal, "wall_time": wall}
     atomic_write_json(out / "summary.json", result)
-    curves = {}
-    for variant in VARIANTS:
-        if velocity[variant]:
-            curves[f"{variant}, intact"] = np.nanmean([v["intact"] for v in velocity[variant]], axis=0)
-            curves[f"{variant}, one leg fails"] = np.nanmean([v["failed"] for v in velocity[variant]], axis=0)
-    plot_velocity(out / "velocity.png", curves, failure_step, title="forward velocity, a leg failing mid-episode (mean over legs and seeds)")
-    plot_training(out / "training.png", {f"{v}-seed{seed}": out / f"{v}-seed{seed}" for seed in args.seeds for v in VARIANTS})
+    plot_training(out / "training.png", {f"{v}-seed{seed}": out / f"{v}-seed{seed}" for seed in args.seeds for v in variants})
     return result
 
 
 def plot_training(path: Path, runs: Dict[str, Path]) -> None:
-    """PNG of each run's population-mean and center fitness per generation (10-generation moving mean)."""
+    """PNG of each run's population-mean and center fitness per generation (10-generation moving mean).
+
+    :param path: the PNG.
+    :param runs: label -> run folder.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    styles = {"static": "--", "plastic": "-", "rules": ":"}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for label, run_dir in runs.items():
         rows = read_metrics(run_dir / "metrics.csv")
@@ -201,7 +253,7 @@ def plot_training(path: Path, runs: Dict[str, Path]) -> None:
         for ax, key in zip(axes, ("mean_fitness", "center_fitness")):
             values = np.array([float(r[key]) for r in rows])
             smooth = np.convolve(values, np.ones(10) / 10, mode="valid") if len(values) >= 10 else values
-            ax.plot(generation[len(generation) - len(smooth):], smooth, label=label, linestyle="--" if label.startswith("static") else "-")
+            ax.plot(generation[len(generation) - len(smooth):], smooth, label=label, linestyle=styles[label.split("-")[0]])
     for ax, title in zip(axes, ("population mean fitness", "center fitness (1 episode)")):
         ax.set_title(title)
         ax.set_xlabel("generation")
@@ -211,26 +263,6 @@ def plot_training(path: Path, runs: Dict[str, Path]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def velocity_kept(report: Dict[str, Any], name: str, failure_step: int) -> float:
-    """Forward velocity under condition ``name`` as a share of the intact policy's, on the same episodes.
-
-    Every condition replays the same episode seeds, so a mid-episode failure ("leg@K") is the intact
-    episode up to step K; only the steps from K on are compared. NaN when the intact policy does not
-    move forward there (a ratio would mean nothing).
-    """
-    start = failure_step if "@" in name else 0
-    with np.errstate(all="ignore"):
-        intact = float(np.nanmean(np.asarray(report["velocity"]["intact"], dtype=float)[start:]))
-        failed = float(np.nanmean(np.asarray(report["velocity"][name], dtype=float)[start:]))
-    return failed / intact if intact > 0 else float("nan")
-
-
-def report_velocity(report: Dict[str, Any]) -> Dict[str, np.ndarray]:
-    """Mean velocity curves of one evaluation: intact, and the mean over the mid-episode failure conditions."""
-    curves = report["velocity"]
-    return {"intact": np.asarray(curves["intact"], dtype=float), "failed": mean_failure_curve(curves)}
 
 
 if __name__ == "__main__":

@@ -286,38 +286,6 @@ def test_decrease_rewards_by_removes_the_alive_bonus_from_fitness(tmp_path):
         es.Config(decrease_rewards_by=float("nan"))
 
 
-def test_limb_failure_script_writes_its_report(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "limb_failure.py"
-    spec = importlib.util.spec_from_file_location("limb_failure", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    out = tmp_path / "limb"
-    args = ["--generations", "1", "--popsize", "4", "--episode-length", "20", "--seeds", "0", "--hidden-sizes", "8",
-            "--episodes", "1", "--output", str(out)]
-    result = script.main(args)
-    budget = result["budget"]
-    assert set(budget) == {"plastic-seed0", "static-seed0"}
-    # The static twin is widened to the plastic policy's parameter count.
-    assert abs(budget["static-seed0"]["parameters"] - budget["plastic-seed0"]["parameters"]) < 0.05 * budget["plastic-seed0"]["parameters"]
-    conditions = set(result["medians"]["plastic"]) - {"mean_retention_over_failures", "mean_velocity_retention_over_failures"}
-    legs = ("front_left", "front_right", "back_left", "back_right")
-    assert conditions == {"intact", *legs, *(f"{leg}@10" for leg in legs)}
-    for name in ("table.md", "results.csv", "summary.json", "velocity.png", "training.png"):
-        assert (out / name).is_file()
-    # Velocity kept: a leg failing at step K is compared with the intact episodes from step K on only.
-    report = {"velocity": {"intact": [2.0] * 20, "front_left@10": [2.0] * 10 + [0.5] * 10, "back_left": [1.0] * 20}}
-    assert script.velocity_kept(report, "front_left@10", 10) == pytest.approx(0.25)
-    assert script.velocity_kept(report, "back_left", 10) == pytest.approx(0.5)
-    assert np.isnan(script.velocity_kept({"velocity": {"intact": [-1.0] * 20, "back_left": [1.0] * 20}}, "back_left", 10))
-    # Running it again resumes the finished runs instead of training them anew.
-    mtime = (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime
-    script.main(args)
-    assert (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime == mtime
-
-
 def test_shipped_yaml_config_is_the_preset():
     from pathlib import Path
 

@@ -1,0 +1,58 @@
+"""scripts/limb_failure.py: three policies, the same ES budget, the adaptation report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plastic_rl.runs import CHECKPOINT_FILE
+
+PATH = Path(__file__).resolve().parents[1] / "scripts" / "limb_failure.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("limb_failure", PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quartiles_and_single_leg_conditions(script):
+    q = script.quartiles([1.0, None, 3.0, float("nan"), 2.0])
+    assert q == {"median": 2.0, "q25": 1.5, "q75": 2.5, "n": 3}
+    assert script.quartiles([None])["n"] == 0
+    names = ["intact", "front_left", "back_left@random", "front_left+back_right", "back_left:0.5", "front_right@250"]
+    assert script.single_leg_conditions(names) == ["front_left", "back_left@random", "front_right@250"]
+
+
+def test_limb_failure_script_writes_its_report(script, tmp_path):
+    out = tmp_path / "limb"
+    args = ["--generations", "1", "--popsize", "4", "--episode-length", "20", "--seeds", "0", "--hidden-sizes", "8",
+            "--episodes", "1", "--output", str(out)]
+    result = script.main(args)
+    budget = result["budget"]
+    assert set(budget) == {"static-seed0", "plastic-seed0", "rules-seed0"}
+    # The static twin is widened to the plastic policy's parameter count; all three had the same ES budget.
+    assert abs(budget["static-seed0"]["parameters"] - budget["plastic-seed0"]["parameters"]) < 0.05 * budget["plastic-seed0"]["parameters"]
+    assert all(0 < b["env_steps"] <= 4 * 20 for b in budget.values())  # one generation of 4 episodes of <= 20 steps
+    legs = ("front_left", "front_right", "back_left", "back_right")
+    conditions = set(result["table"]["rules"])
+    assert {"intact", *legs, *(f"{leg}@random" for leg in legs), *(f"{leg}:0.5" for leg in legs)} <= conditions
+    assert len([c for c in conditions if "+" in c]) == 6
+    for variant in ("static", "plastic", "rules"):
+        assert set(result["goal"][variant]) >= {"mean_single_leg_velocity_kept", "worst_single_leg_velocity_kept"}
+    for name in ("table.md", "results.csv", "summary.json", "training.png"):
+        assert (out / name).is_file()
+    evaluation = json.loads((out / "rules-seed0" / "evaluation.json").read_text())
+    assert "velocity_retention" in evaluation["conditions"]["back_left@random"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert np.isfinite(summary["table"]["plastic"]["intact"]["forward_velocity"]["median"])
+    # Running it again resumes the finished runs instead of training them anew.
+    mtime = (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime
+    script.main(args + ["--variants", "plastic"])
+    assert (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime == mtime
