@@ -68,6 +68,7 @@ class Config:
     clip: float = 1.0  #: Hebbian traces stay in [-clip, clip]
     match_parameters: bool = True  #: non-plastic only: widen it to the plastic network's parameter count
     random_weights: bool = False  #: rules-only: the cell's weights drawn at random every episode, only plasticity and heads learned (needs plastic, cell rnn)
+    binary: bool = False  #: binarized cell: input/recurrent weights sign(W)/sqrt(fan_in) over real hidden weights (straight-through), plasticity and heads real (cell rnn or lstm)
 
     # --- A2C (Backpropamine's defaults)
     iterations: int = 1000  #: training iterations; each plays `batch_size` episodes (on resume: the new total)
@@ -109,6 +110,9 @@ class Config:
         if self.random_weights and (not self.plastic or self.cell != "rnn"):
             raise ConfigError(f"random_weights needs plastic: true and cell: rnn (the rules-only plastic Elman cell); "
                               f"got plastic={self.plastic!r}, cell={self.cell!r}.")
+        if self.binary and (self.random_weights or self.cell not in ("rnn", "lstm")):
+            raise ConfigError(f"binary needs cell: rnn or lstm with learned weights (random_weights: false); "
+                              f"got cell={self.cell!r}, random_weights={self.random_weights!r}.")
         check_seed(self.seed)
         check_device(self.device)
 
@@ -129,13 +133,15 @@ def build_policy_for(config: Config) -> RecurrentActorCritic:
     plastic = RecurrentActorCritic(
         OBS_SIZE, 4, "discrete", hidden_size=config.hidden_size, cell=config.cell,
         modulation=config.modulation, rule=config.rule, clip=config.clip, random_weights=config.random_weights,
+        binary=config.binary,
     )
     if config.plastic:
         policy = plastic
     elif config.match_parameters:
         policy = RecurrentActorCritic.matching(plastic, plastic=False)
     else:
-        policy = RecurrentActorCritic(OBS_SIZE, 4, "discrete", hidden_size=config.hidden_size, cell=config.cell, plastic=False)
+        policy = RecurrentActorCritic(OBS_SIZE, 4, "discrete", hidden_size=config.hidden_size, cell=config.cell, plastic=False,
+                                      binary=config.binary)
     return policy.to(config.device)
 
 

@@ -108,3 +108,19 @@ def test_es_config_builds_binary_policy():
     assert recurrent.cell.binary
     with pytest.raises(ValueError, match="config field 'binary'"):
         Config(binary=True, random_weights=True)
+
+
+def test_a2c_trains_a_binary_policy(tmp_path):
+    from plastic_rl.agents.a2c import Config, build_policy_for, train
+    from plastic_rl.runs import load_checkpoint
+
+    config = Config(iterations=3, maze_size=7, episode_length=20, batch_size=4, hidden_size=8, binary=True,
+                    tensorboard=False, progress=False)
+    assert build_policy_for(config).cell.binary
+    train(config, tmp_path / "run")
+    record = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["policy"]
+    assert record["config"]["binary"] is True
+    weights = record["state_dict"]["cell.weight_hh"]
+    assert weights.shape == (8, 8) and not set(weights.unique().tolist()) <= {-1.0, 1.0}  # real hidden weights saved
+    with pytest.raises(Exception, match="binary needs cell"):
+        Config(binary=True, cell="spiking")
