@@ -9,6 +9,7 @@ from plastic_rl.binary import BinaryLinear, StochasticBinaryLinear
 from plastic_rl.cells import LinearState, LSTMState, PlasticLinear, PlasticLSTMCell, PlasticRNNCell, RNNState
 from plastic_rl.metaplastic import MetaplasticAdam
 from plastic_rl.plasticity import MODULATIONS, PLASTICITY_FIELDS, RULES, Plasticity, PlasticityConfig, Traces
+from plastic_rl.spiking import LeakyReadoutSpikingCell, PlasticSpikingCell, ReadoutSpikingState, SpikingState
 from plastic_rl.policies import (
     MLPActorCritic,
     PolicyOutput,
@@ -33,6 +34,10 @@ __all__ = [
     "RNNState",
     "LSTMState",
     "LinearState",
+    "PlasticSpikingCell",
+    "LeakyReadoutSpikingCell",
+    "SpikingState",
+    "ReadoutSpikingState",
     "Plasticity",
     "PlasticityConfig",
     "PLASTICITY_FIELDS",
