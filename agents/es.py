@@ -56,7 +56,7 @@ from plastic_rl.agents.es_search import (
 
 ALGORITHMS = ("pgpe", "cmaes", "snes", "cem", "openai-es")
 POLICY_KINDS = ("mlp", "recurrent")
-CELLS = ("rnn", "lstm")
+CELLS = ("rnn", "lstm", "spiking")
 CHECKPOINT_FORMAT = "plastic-rl/es-checkpoint-v1"
 CURVE_FILE = "fitness.png"
 METRIC_FIELDS = (
@@ -90,7 +90,7 @@ class Config:
     hidden_sizes: Tuple[int, ...] = (64, 64)  # mlp: hidden layer sizes
     width: Optional[int] = None  # mlp: if set, every hidden layer has this size (parameter-matched twins)
     hidden_size: int = 64  # recurrent: units of the cell
-    cell: str = "rnn"  # recurrent: rnn or lstm
+    cell: str = "rnn"  # recurrent: rnn, lstm or spiking (plastic LIF neurons; ES runs the spikes as they are, no surrogate)
     modulation: str = "simple"  # none, simple or retroactive (DESIGN.md §2)
     rule: str = "hebbian"  # hebbian, oja, bcm or abcd
     plastic: bool = True  # False = the static twin (no alpha, η or modulator)
