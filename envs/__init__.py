@@ -19,3 +19,10 @@ register(
     max_episode_steps=1000,
     reward_threshold=6000.0,
 )
+
+# The same quadruped rewarded for running along +x, -x, +y or -y (the ant-directions task sequence).
+register(
+    id="plastic_rl/AntDirection-v0",
+    entry_point="plastic_rl.envs.directions:make_directional_ant",
+    max_episode_steps=1000,
+)

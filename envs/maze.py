@@ -30,7 +30,7 @@ from gymnasium.vector.utils import batch_space
 
 from plastic_rl.envs import _rng
 
-__all__ = ["MazeEnv", "MazeVectorEnv", "OBS_SIZE", "ACTION_DELTAS"]
+__all__ = ["MazeEnv", "MazeVectorEnv", "OBS_SIZE", "ACTION_DELTAS", "LAYOUTS", "layout_grid"]
 
 #: Length of the observation vector: 3x3 view, one-hot previous action, previous reward, time.
 OBS_SIZE = 15
@@ -93,6 +93,56 @@ def _check_maze_args(
 
 # --------------------------------------------------------------------------- layout
 
+#: Named wall layouts: "pillars" (Backpropamine's: border walls and a pillar wherever row and
+#: column are both even) and "open" (border walls only). A layout may also be given as ``size``
+#: strings of ``size`` characters, ``#`` for a wall and ``.`` for an open cell.
+LAYOUTS = ("pillars", "open")
+
+
+def layout_grid(size: int, layout: str | Sequence[str] | None = None) -> np.ndarray:
+    """The ``(size, size)`` bool wall map (True = wall) of a named or drawn layout, checked.
+
+    :param size: side of the grid, walls included (already validated).
+    :param layout: ``None`` or ``"pillars"`` (the default maze), ``"open"``, or ``size`` strings of
+        ``#`` (wall) and ``.`` (open). The border must be walls, the centre open, and every open cell
+        reachable from the centre.
+    :raises ValueError: naming what is wrong with ``layout``.
+    """
+    rows, cols = np.indices((size, size))
+    border = (rows == 0) | (cols == 0) | (rows == size - 1) | (cols == size - 1)
+    c = size // 2
+    if layout is None or layout == "pillars":
+        grid = border | ((rows % 2 == 0) & (cols % 2 == 0))
+        # For sizes 5, 9, 13, ... the centre falls on a pillar; keep it open so the
+        # agent can start there (Backpropamine's own code does the same).
+        grid[c, c] = False
+        return grid
+    if layout == "open":
+        return border.copy()
+    if isinstance(layout, str) or not isinstance(layout, Sequence):
+        raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))} or a list of {size} strings of '#' and '.'; got {layout!r}.")
+    lines = list(layout)
+    if len(lines) != size or any(not isinstance(line, str) or len(line) != size or set(line) - {"#", "."} for line in lines):
+        raise ValueError(f"layout must be {size} strings of {size} characters, each '#' (wall) or '.' (open), for size {size}; got {lines!r}.")
+    grid = np.array([[ch == "#" for ch in line] for line in lines], dtype=bool)
+    if not grid[border].all():
+        raise ValueError("layout must have walls ('#') all around its border.")
+    if grid[c, c]:
+        raise ValueError(f"layout must leave the centre cell ({c}, {c}) open: the agent starts there.")
+    seen, frontier = {(c, c)}, [(c, c)]
+    while frontier:
+        r, q = frontier.pop()
+        for dr, dq in ACTION_DELTAS:
+            nxt = (r + dr, q + dq)
+            if not grid[nxt] and nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    if len(seen) != int((~grid).sum()):
+        raise ValueError("layout must connect every open cell to the centre; some open cells are walled off.")
+    if len(seen) < 3:
+        raise ValueError("layout must have at least 3 open cells (the start, the reward and one more).")
+    return grid
+
 
 @dataclass(frozen=True)
 class _MazeTables:
@@ -128,7 +178,8 @@ class _MazeTables:
 
 
 def _build_tables(
-    size: int, episode_length: int, reward_value: float, wall_penalty: float
+    size: int, episode_length: int, reward_value: float, wall_penalty: float,
+    layout: str | Sequence[str] | None = None,
 ) -> _MazeTables:
     """Build the lookup tables of a validated maze configuration.
 
@@ -136,15 +187,11 @@ def _build_tables(
     :param episode_length: steps per episode.
     :param reward_value: reward for reaching the reward cell.
     :param wall_penalty: penalty for bumping into a wall.
+    :param layout: the wall layout (see :func:`layout_grid`).
     :return: the tables.
     """
-    rows, cols = np.indices((size, size))
-    grid = (rows == 0) | (cols == 0) | (rows == size - 1) | (cols == size - 1)
-    grid |= (rows % 2 == 0) & (cols % 2 == 0)
+    grid = layout_grid(size, layout)
     c = size // 2
-    # For sizes 5, 9, 13, ... the centre falls on a pillar; keep it open so the
-    # agent can start there (Backpropamine's own code does the same).
-    grid[c, c] = False
     wall_flat = grid.reshape(-1)
     open_cells = np.flatnonzero(~wall_flat).astype(np.int64)
     centre = c * size + c
@@ -227,6 +274,8 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
     :param wall_penalty: subtracted from the reward when the agent bumps into
         a wall (and stays where it is); >= 0.
     :param render_mode: ``None`` or ``"rgb_array"``.
+    :param layout: the walls: ``None``/``"pillars"`` (Backpropamine's maze), ``"open"``, or
+        ``size`` strings of ``#``/``.`` (see :func:`layout_grid`); the task sequences vary it.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": _RENDER_FPS}
@@ -238,6 +287,7 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         reward_value: float = 10.0,
         wall_penalty: float = 0.0,
         render_mode: str | None = None,
+        layout: str | Sequence[str] | None = None,
     ) -> None:
         size, episode_length, reward_value, wall_penalty = _check_maze_args(
             size, episode_length, reward_value, wall_penalty, render_mode
@@ -247,7 +297,7 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         self.reward_value = reward_value
         self.wall_penalty = wall_penalty
         self.render_mode = render_mode
-        self._t = _build_tables(size, episode_length, reward_value, wall_penalty)
+        self._t = _build_tables(size, episode_length, reward_value, wall_penalty, layout)
         # Python lists: indexing them with Python ints is the fastest path for one env.
         self._open = self._t.open_cells.tolist()
         self._wall = self._t.wall_flat.tolist()
@@ -400,6 +450,7 @@ class MazeVectorEnv(VectorEnv):
         a tuple of N frames).
     :param device: torch device that holds the state and computes the steps.
     :param as_tensor: return torch tensors instead of numpy arrays.
+    :param layout: the walls, as for :class:`MazeEnv` (the same for all N mazes).
     """
 
     metadata = {
@@ -418,6 +469,7 @@ class MazeVectorEnv(VectorEnv):
         render_mode: str | None = None,
         device: str | torch.device = "cpu",
         as_tensor: bool = False,
+        layout: str | Sequence[str] | None = None,
     ) -> None:
         if not _is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
@@ -437,7 +489,7 @@ class MazeVectorEnv(VectorEnv):
         self.wall_penalty = wall_penalty
         self.render_mode = render_mode
         self.as_tensor = bool(as_tensor)
-        self._t = t = _build_tables(size, episode_length, reward_value, wall_penalty)
+        self._t = t = _build_tables(size, episode_length, reward_value, wall_penalty, layout)
 
         self.single_observation_space = _observation_space(t)
         self.single_action_space = spaces.Discrete(_NUM_ACTIONS)
