@@ -1,0 +1,174 @@
+"""Continual RL: the metrics, a tiny continual run's files, resume after a kill, regularizers, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from plastic_rl.agents.continual import Config, train
+from plastic_rl.agents.continual_cli import add_continual_parser, resolve_config
+from plastic_rl.agents.continual_metrics import continual_metrics
+from plastic_rl.agents.regularizers import consolidation_penalty, fisher_diagonal, l2_consolidation
+from plastic_rl.config import ConfigError
+from plastic_rl.runs import load_checkpoint, read_metrics
+
+TWO_MAZES = """\
+tasks:
+  - {name: pillars, env_id: plastic_rl/Maze-v0, kwargs: {size: 7, episode_length: 20}}
+  - {name: open, env_id: plastic_rl/Maze-v0, kwargs: {size: 7, episode_length: 20, layout: open}}
+  - {name: rooms, env_id: plastic_rl/Maze-v0, kwargs: {size: 7, episode_length: 20,
+     layout: ["#######", "#..#..#", "#.....#", "##...##", "#.....#", "#..#..#", "#######"]}}
+"""
+# 4 episodes x 20 steps per iteration, 3 iterations per task.
+TINY = dict(steps_per_task=240, eval_episodes=8, learning_rate=1e-2, method_config={"hidden_size": 8, "batch_size": 4},
+            progress=False, tensorboard=False, checkpoint_every=1, fisher_episodes=4)
+
+
+@pytest.fixture()
+def mazes(tmp_path) -> str:
+    path = tmp_path / "mazes.yaml"
+    path.write_text(TWO_MAZES)
+    return str(path)
+
+
+def test_metrics_match_continual_world_definitions():
+    matrix = [[8.0, 1.0, 2.0], [5.0, 9.0, 2.0], [4.0, 6.0, 7.0]]
+    initial = [0.0, 1.0, 2.0]
+    m = continual_metrics(matrix, initial, stage_auc=[4.0, 5.0, 4.5], reference_auc=[4.0, 3.0, 4.5], reference_final=[8.0, 9.0, 7.0])
+    assert m["average_performance"] == pytest.approx((4 + 6 + 7) / 3)
+    assert m["forgetting"] == [4.0, 3.0, 0.0]
+    assert m["mean_forgetting"] == pytest.approx(3.5)  # over the first N - 1 tasks
+    # Normalized p = (R - initial) / (ref - initial); FT = (AUC - AUC_ref) / (1 - AUC_ref).
+    p_auc, p_ref = (5 - 1) / 8, (3 - 1) / 8
+    assert m["forward_transfer"][1] == pytest.approx((p_auc - p_ref) / (1 - p_ref))
+    assert m["forward_transfer"][0] == pytest.approx(0.0) and m["forward_transfer_raw"][1] == pytest.approx(2.0)
+    assert m["forgetting_normalized"][0] == pytest.approx(4 / 8)
+    no_learning = continual_metrics(matrix, initial, [4.0, 5.0, 4.5], [4.0, 3.0, 4.5], [0.0, 9.0, 7.0])
+    assert no_learning["forward_transfer"][0] is None  # the reference never beat the untrained policy: no scale
+
+
+def test_tiny_continual_run_writes_matrix_heatmap_and_summary(tmp_path, mazes):
+    summary = train(Config(sequence=mazes, binary=True, optimizer="metaplastic", meta=2.0, **TINY), tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("matrix.csv", "matrix.png", "summary.json", "metrics.csv", "config.yaml", "checkpoint.pt", "run.json"):
+        assert (run / name).is_file(), name
+    lines = (run / "matrix.csv").read_text().splitlines()
+    assert lines[0] == "after_stage,pillars,open,rooms" and lines[1].startswith("before training,") and len(lines) == 5
+    assert (run / "matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["matrix"] == summary["matrix"] and len(saved["matrix"]) == 3 and all(len(r) == 3 for r in saved["matrix"])
+    assert saved["forgetting"] == [saved["matrix"][j][j] - saved["matrix"][-1][j] for j in range(3)]
+    assert saved["forward_transfer_raw"][0] == 0.0  # task 0's reference is stage 0 itself
+    rows = read_metrics(run / "metrics.csv")
+    # 3 stages and 2 references (tasks 1 and 2) of 3 iterations each.
+    assert [r["phase"] for r in rows] == ["sequence"] * 9 + ["reference"] * 6
+    assert summary["env_steps"] == 15 * 80
+
+
+def test_reference_plays_the_same_episodes_as_its_stage(tmp_path, mazes):
+    """The sequence's first stage and a from-scratch run of task 0 are the same run (same weights, episodes, RNG)."""
+    one = tmp_path / "one.yaml"
+    one.write_text("tasks:\n  - {name: pillars, env_id: plastic_rl/Maze-v0, kwargs: {size: 7, episode_length: 20}}\n")
+    full = train(Config(sequence=mazes, reference=False, **TINY), tmp_path / "full")
+    alone = train(Config(sequence=str(one), reference=False, **TINY), tmp_path / "alone")
+    assert alone["matrix"][0][0] == full["matrix"][0][0] and alone["stage_auc"][0] == full["stage_auc"][0]
+
+
+def _write_cli_config(path: Path, mazes: str, steps: int) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump({"trainer": "continual", "sequence": mazes, "regularizer": "ewc", **TINY, "steps_per_task": steps}))
+    return path
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_the_unbroken_run(tmp_path, mazes):
+    steps = 240 * 4  # 12 iterations per task: long enough to kill mid-sequence
+    config = _write_cli_config(tmp_path / "c.yaml", mazes, steps)
+    killed = tmp_path / "killed"
+    code = ("import sys; from plastic_rl.agents.continual_cli import cmd_continual, resolve_config; "
+            "import argparse; from plastic_rl.agents.continual_cli import add_continual_parser; "
+            "p = argparse.ArgumentParser(); s = p.add_subparsers(); add_continual_parser(s); "
+            "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "continual", "--config", str(config), "--run-dir", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (killed / "checkpoint.pt").is_file() and (killed / "metrics.csv").is_file() and len(read_metrics(killed / "metrics.csv")) >= 15:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stopped_at = int(load_checkpoint(killed / "checkpoint.pt")["step"])
+    assert 12 < stopped_at < 5 * 12, stopped_at  # past stage 0: the EWC consolidation must survive the kill
+
+    parser = argparse.ArgumentParser()
+    add_continual_parser(parser.add_subparsers())
+    args = parser.parse_args(["continual", "--resume", str(killed)])
+    assert args.func(args) == 0
+    args = parser.parse_args(["continual", "--config", str(config), "--run-dir", str(tmp_path / "unbroken")])
+    assert args.func(args) == 0
+    resumed, unbroken = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("killed", "unbroken"))
+    assert resumed["matrix"] == unbroken["matrix"] and resumed["initial"] == unbroken["initial"]
+    assert resumed["forward_transfer_raw"] == unbroken["forward_transfer_raw"]
+    assert (killed / "matrix.csv").read_text() == (tmp_path / "unbroken" / "matrix.csv").read_text()
+    rows_a, rows_b = read_metrics(killed / "metrics.csv"), read_metrics(tmp_path / "unbroken" / "metrics.csv")
+    assert [r["iteration"] for r in rows_a] == [r["iteration"] for r in rows_b]
+    assert all(a["train_return"] == b["train_return"] and a["loss"] == b["loss"] for a, b in zip(rows_a, rows_b))
+
+
+def test_ewc_penalty_is_zero_at_the_anchor_and_grows_with_fisher():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    x = torch.randn(5, 3)
+    log_likelihoods = torch.log_softmax(model(x), dim=1)[:, 0]
+    consolidation = fisher_diagonal(model, log_likelihoods, episode_length=1)
+    assert all((f >= 0).all() for f in consolidation.importance.values())
+    assert float(consolidation_penalty(model, [consolidation], 10.0)) == 0.0
+    with torch.no_grad():
+        model.weight.add_(0.5)
+    expected = 0.5 * 10.0 * float((consolidation.importance["weight"] * 0.25).sum())
+    assert float(consolidation_penalty(model, [consolidation], 10.0)) == pytest.approx(expected)
+    l2 = l2_consolidation(model)
+    with torch.no_grad():
+        model.bias.add_(1.0)
+    assert float(consolidation_penalty(model, [l2], 2.0)) == pytest.approx(2.0)  # (2/2) * 2 biases * 1²
+
+
+def test_cli_flags_and_resume_rules(tmp_path, mazes):
+    parser = argparse.ArgumentParser()
+    add_continual_parser(parser.add_subparsers())
+    args = parser.parse_args(["continual", "--sequence", mazes, "--optimizer", "metaplastic", "--meta", "1.5",
+                              "--regularizer", "ewc", "--steps-per-task", "500", "--seed", "3", "--no-plastic", "--binary",
+                              "--run-dir", str(tmp_path / "r")])
+    config, run_dir, resume = resolve_config(args)
+    assert (config.optimizer, config.meta, config.regularizer, config.steps_per_task, config.seed) == ("metaplastic", 1.5, "ewc", 500, 3)
+    assert config.plastic is False and config.binary is True and not resume
+    train(Config(sequence=mazes, **TINY), tmp_path / "done")
+    args = parser.parse_args(["continual", "--resume", str(tmp_path / "done"), "--meta", "3"])
+    with pytest.raises(ConfigError, match="--meta cannot change when resuming"):
+        resolve_config(args)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sequence": "ant-legs"}, "method 'a2c' trains maze tasks"),
+    ({"sequence": "no-such-sequence"}, "sequence must be one of"),
+    ({"method": "sgd"}, "method must be one of"),
+    ({"method_config": {"plastic": False}}, "method_config must not set 'plastic'"),
+    ({"method_config": {"hidden_sise": 8}}, "unknown field 'hidden_sise'"),
+    ({"method": "es", "sequence": "ant-legs", "regularizer": "ewc"}, "method 'es' has no gradient loss"),
+])
+def test_bad_config_is_one_sentence_and_writes_nothing(tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        train(Config(**{**TINY, **kwargs}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
