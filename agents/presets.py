@@ -12,6 +12,7 @@ from typing import Any, Dict
 TRAINERS = {
     "a2c": "plastic_rl.agents.a2c",
     "es": "plastic_rl.agents.es",
+    "continual": "plastic_rl.agents.continual",  # a task sequence (also `plastic-rl continual`)
 }
 
 PRESETS: Dict[str, Dict[str, Any]] = {
