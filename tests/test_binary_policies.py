@@ -124,3 +124,25 @@ def test_a2c_trains_a_binary_policy(tmp_path):
     assert weights.shape == (8, 8) and not set(weights.unique().tolist()) <= {-1.0, 1.0}  # real hidden weights saved
     with pytest.raises(Exception, match="binary needs cell"):
         Config(binary=True, cell="spiking")
+
+
+@pytest.mark.parametrize("policy_name", ["PlasticMlpPolicy", "PlasticRnnPolicy"])
+def test_plastic_ppo_trains_a_binary_policy_with_metaplastic_adam(policy_name):
+    """PlasticPPO takes the binary option through policy_kwargs and MetaplasticAdam as SB3's optimizer_class."""
+    import gymnasium as gym
+
+    from plastic_rl import MetaplasticAdam
+    from plastic_rl.agents.ppo import PlasticPPO
+
+    sizes = {"hidden_sizes": [8]} if policy_name == "PlasticMlpPolicy" else {"hidden_size": 8}
+    model = PlasticPPO(policy_name, gym.make("Pendulum-v1"), n_steps=32, batch_size=32, n_epochs=1, sequence_length=8, seed=0,
+                       policy_kwargs={"binary": True, "optimizer_class": MetaplasticAdam, "optimizer_kwargs": {"meta": 2.0}, **sizes})
+    core = model.policy.core
+    hidden = core.layers[0] if policy_name == "PlasticMlpPolicy" else core.cell
+    assert hidden.binary and isinstance(model.policy.optimizer, MetaplasticAdam)
+    assert model.policy.optimizer.param_groups[0]["meta"] == 2.0
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    model.learn(64)
+    after = model.policy.state_dict()
+    name = "core.layers.0.weight" if policy_name == "PlasticMlpPolicy" else "core.cell.weight_ih"
+    assert not torch.equal(before[name], after[name])  # the real hidden weights moved
