@@ -1,6 +1,6 @@
 """Continual RL: one policy learns the tasks of a sequence one after another; how much does it forget?
 
-``plastic-rl continual --sequence NAME --method a2c|es --optimizer adam|metaplastic --meta M
+``plastic-rl continual --sequence NAME --method a2c|ppo|es --optimizer adam|metaplastic --meta M
 [--regularizer none|ewc|l2] --steps-per-task N --seed S --run-dir DIR`` (or ``plastic-rl train``
 with ``trainer: continual`` in a YAML config).
 
@@ -68,7 +68,7 @@ class Config:
     steps_per_task: int = 300_000  #: training env steps per task (A2C: batch x episode length per iteration; ES: popsize x full episodes)
 
     # --- the learner
-    method: str = "a2c"  #: a2c (maze tasks, full-episode A2C) or es (continuous-action tasks, EvoTorch)
+    method: str = "a2c"  #: a2c (maze tasks, full-episode A2C), ppo (PlasticPPO, any task) or es (continuous-action tasks, EvoTorch)
     optimizer: str = "adam"  #: adam or metaplastic (MetaplasticAdam; gradient methods)
     meta: float = 1.0  #: metaplasticity m of MetaplasticAdam (used when optimizer is metaplastic)
     regularizer: str = "none"  #: none, ewc (diagonal Fisher) or l2 (to the previous tasks' weights); gradient methods
@@ -76,8 +76,8 @@ class Config:
     fisher_episodes: int = 16  #: EWC: episodes of a finished task that estimate its Fisher information
     plastic: bool = True  #: False trains the non-plastic twin
     binary: bool = False  #: binarized hidden layers (sign of real hidden weights; plasticity stays real)
-    learning_rate: Optional[float] = None  #: a2c: Adam step; es: the center's step; null = the method's own default
-    method_config: Dict[str, Any] = field(default_factory=dict)  #: other fields of the method's trainer Config (a2c.Config / es.Config), e.g. hidden_size, batch_size, popsize
+    learning_rate: Optional[float] = None  #: a2c/ppo: Adam step; es: the center's step; null = the method's own default
+    method_config: Dict[str, Any] = field(default_factory=dict)  #: a2c/es: other fields of a2c.Config / es.Config (hidden_size, batch_size, popsize...); ppo: PlasticPPO arguments (n_steps, n_envs, policy_kwargs...)
 
     # --- measurement
     eval_episodes: int = 32  #: episodes per task in every evaluation (the same episodes after every stage)
@@ -209,8 +209,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
                 row = learner.train_iteration(j, it, lambda **q: run.check_finite(step, **q))
                 progress["env_steps"] += int(row["env_steps"])
                 prefix = "stage" if kind == "sequence" else "reference"
-                progress[f"{prefix}_return_sum"][j] += row["train_return"]
-                progress[f"{prefix}_return_count"][j] += 1
+                if math.isfinite(row["train_return"]):  # (PPO: NaN when no episode ended in this rollout)
+                    progress[f"{prefix}_return_sum"][j] += row["train_return"]
+                    progress[f"{prefix}_return_count"][j] += 1
                 progress["phase_iteration"] = it
                 logger.log({**row, "iteration": step, "phase": kind, "task": j, "task_iteration": it,
                             "env_steps": progress["env_steps"], "wall_time": round(time.perf_counter() - start, 3)})

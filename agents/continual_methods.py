@@ -18,7 +18,9 @@ and offers the continual loop (:mod:`plastic_rl.agents.continual`) four things:
 :class:`~plastic_rl.MetaplasticAdam`, plus an optional EWC/L2 penalty);
 :class:`ESLearner` evolves continuous-action tasks with the EvoTorch searchers of
 :mod:`plastic_rl.agents.es` (the search distribution, its optimizer state and
-the observation statistics carry over from one task to the next).
+the observation statistics carry over from one task to the next);
+:class:`PPOLearner` trains any gymnasium task with
+:class:`~plastic_rl.agents.ppo.PlasticPPO`.
 """
 
 from __future__ import annotations
@@ -336,5 +338,166 @@ class ESLearner:
         self._active = None
 
 
+#: PlasticPPO arguments a continual run's method_config may set (policy_kwargs: the core policy's, e.g. hidden_size).
+PPO_FIELDS = ("policy", "n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef",
+              "vf_coef", "max_grad_norm", "sequence_length", "policy_kwargs", "episode_length")
+
+
+class PPOLearner:
+    """A :class:`~plastic_rl.agents.ppo.PlasticPPO` model that meets the tasks in turn (``set_env`` at each boundary).
+
+    One iteration is one PPO rollout of ``n_steps × n_envs`` steps and its update.
+    The policy, the optimizer (Adam or :class:`~plastic_rl.MetaplasticAdam`, SB3's
+    ``optimizer_class``) and the step counter carry over; an L2 regularizer adds its
+    gradient ``λ Σ_k (θ − θ*_k)`` through parameter hooks, so SB3's loss and update
+    stay SB3's. (EWC is offered by the a2c method.) The training return of an
+    iteration is the mean return of the episodes that ended in it. A resumed run
+    restarts its envs at the checkpoint, so it is not bit-identical to an unbroken one.
+
+    :param config: the continual run's config; ``method_config`` takes :data:`PPO_FIELDS`.
+    :param sequence: the tasks (one observation and action space for all).
+    :param regularizer: ``"none"`` or ``"l2"``.
+    """
+
+    unit = "rollout"
+
+    def __init__(self, config, sequence: TaskSequence, regularizer: str) -> None:
+        from plastic_rl.agents.ppo import PlasticPPO
+
+        unknown = sorted(set(config.method_config) - set(PPO_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown field {unknown[0]!r} in method_config for method ppo; allowed: {', '.join(PPO_FIELDS)}.")
+        if regularizer == "ewc":
+            raise ConfigError("regularizer 'ewc' is offered by method a2c; method ppo takes regularizer none or l2.")
+        self.config, self.sequence, self.regularizer = config, sequence, regularizer
+        mc = dict(config.method_config)
+        self.n_envs = int(mc.pop("n_envs", 4))
+        self.episode_length = mc.pop("episode_length", None)
+        policy_kwargs = dict(mc.pop("policy_kwargs", {}) or {})
+        policy_kwargs.update(plastic=config.plastic, binary=config.binary)
+        if config.optimizer == "metaplastic":
+            policy_kwargs.update(optimizer_class=MetaplasticAdam, optimizer_kwargs={"eps": 1e-5, "meta": config.meta})
+        self._envs: Dict[int, Any] = {}
+        first = self._env(0)
+        spaces = {(str(first.observation_space), str(first.action_space))}
+        for k in range(1, len(sequence.tasks)):
+            env = self._env(k)
+            spaces.add((str(env.observation_space), str(env.action_space)))
+        if len(spaces) != 1:
+            raise ConfigError(f"every task of sequence {sequence.name!r} must have the same observation and action spaces "
+                              f"(one policy learns them all); got {sorted(spaces)}.")
+        policy = mc.pop("policy", "PlasticMlpPolicy" if "Box" in str(first.action_space) else "PlasticRnnPolicy")
+        kwargs = {"n_steps": 256, "batch_size": 256, **mc}
+        if config.learning_rate is not None:
+            kwargs["learning_rate"] = config.learning_rate
+        try:
+            self.model = PlasticPPO(policy, first, policy_kwargs=policy_kwargs, seed=config.seed, device=config.device,
+                                    verbose=0, **kwargs)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"method_config for method ppo is not accepted by PlasticPPO: {err}") from None
+        self.policy = self.model.policy
+        self.consolidations: List[Consolidation] = []
+        self._active = 0
+        self._episodes_seen: Dict[int, List[int]] = {}
+        for name, param in self.policy.named_parameters():
+            param.register_hook(self._penalty_hook(name, param))
+
+    def _penalty_hook(self, name: str, param: nn.Parameter):
+        def hook(grad):
+            if not self.consolidations:
+                return grad
+            extra = sum(c.importance[name] * (param.detach() - c.anchor[name]) for c in self.consolidations)
+            return grad + self.config.regularizer_strength * extra
+        return hook
+
+    def _make(self, task_index: int, n_envs: int, seed: int):
+        from stable_baselines3.common.env_util import make_vec_env
+
+        from plastic_rl.envs.sequences import make_env
+
+        task = self.sequence.tasks[task_index]
+        extra = {**self.config.env_kwargs}
+        if self.episode_length is not None:
+            extra["max_episode_steps"] = self.episode_length
+        try:
+            return make_vec_env(lambda: make_env(task, **extra), n_envs=n_envs, seed=seed)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"task {task.name!r} could not be built ({err}).") from None
+
+    def _env(self, task_index: int):
+        if task_index not in self._envs:
+            self._envs[task_index] = self._make(task_index, self.n_envs, self.config.seed * 1_000_003 + task_index * 7_919)
+        return self._envs[task_index]
+
+    def iterations_per_task(self, task_index: int) -> int:
+        """Rollouts that spend ``steps_per_task`` env steps on a task."""
+        return max(1, math.ceil(self.config.steps_per_task / (self.model.n_steps * self.n_envs)))
+
+    @property
+    def parameters(self) -> int:
+        """Trainable scalars of the actor (the evaluated policy)."""
+        return count_parameters(self.policy.core)
+
+    def train_iteration(self, task_index: int, task_iteration: int, check: Callable[..., None]) -> Dict[str, float]:
+        """One PPO rollout and update on task ``task_index``.
+
+        :param task_index: the task.
+        :param task_iteration: the rollout within the task.
+        :param check: ``check(...)`` raises on non-finite values.
+        """
+        env = self._env(task_index)
+        if self._active != task_index or self.model.env is not env:
+            self.model.set_env(env)  # the next learn() resets the new task's envs
+            self._active = task_index
+        self.model.learn(self.model.n_steps * self.n_envs, reset_num_timesteps=False)
+        # Monitor keeps every finished episode's return per env; the new ones are past what was seen before.
+        per_env = env.env_method("get_episode_rewards")
+        seen = self._episodes_seen.get(task_index, [0] * len(per_env))
+        new = [r for rewards, k in zip(per_env, seen) for r in rewards[k:]]
+        self._episodes_seen[task_index] = [len(rewards) for rewards in per_env]
+        loss = self.model.logger.name_to_value.get("train/loss", float("nan"))
+        check(loss=float(loss), weights=list(self.policy.parameters()))
+        return {"train_return": float(np.mean(new)) if new else float("nan"), "env_steps": self.model.n_steps * self.n_envs,
+                "loss": float(loss), "penalty": 0.0, "grad_norm": float("nan")}
+
+    def end_task(self, task_index: int, seed: int) -> None:
+        """L2: keep the weights of the task just learned."""
+        if self.regularizer == "l2":
+            self.consolidations.append(l2_consolidation(self.policy))
+
+    def finish(self) -> None:
+        """Close the task envs."""
+        for env in self._envs.values():
+            env.close()
+
+    def evaluate(self, task_index: int, episodes: int, seed: int) -> float:
+        """Mean return over ``episodes`` episodes (deterministic actions for Box actions, sampled for discrete ones)."""
+        from stable_baselines3.common.evaluation import evaluate_policy
+
+        env = self._make(task_index, min(episodes, 8), seed)
+        deterministic = "Box" in str(env.action_space)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            mean, _ = evaluate_policy(self.model, env, n_eval_episodes=episodes, deterministic=deterministic)
+        env.close()
+        return float(mean)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Policy, optimizer, step count and consolidations as plain tensors."""
+        return {"policy": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
+                "optimizer": self.policy.optimizer.state_dict(), "num_timesteps": int(self.model.num_timesteps),
+                "consolidations": [{"anchor": c.anchor, "importance": c.importance} for c in self.consolidations]}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (the envs start new episodes)."""
+        self.policy.load_state_dict(state["policy"])
+        self.policy.optimizer.load_state_dict(state["optimizer"])
+        self.model.num_timesteps = int(state["num_timesteps"])
+        device = self.policy.device
+        self.consolidations = [Consolidation({k: v.to(device) for k, v in c["anchor"].items()},
+                                             {k: v.to(device) for k, v in c["importance"].items()})
+                               for c in state["consolidations"]]
+
+
 #: method name -> learner class.
-LEARNERS = {"a2c": A2CLearner, "es": ESLearner}
+LEARNERS = {"a2c": A2CLearner, "es": ESLearner, "ppo": PPOLearner}

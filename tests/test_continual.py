@@ -172,3 +172,16 @@ def test_bad_config_is_one_sentence_and_writes_nothing(tmp_path, kwargs, message
     with pytest.raises(ConfigError, match=message):
         train(Config(**{**TINY, **kwargs}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_ppo_continual_run_with_l2_and_metaplastic_binary_policy(tmp_path, mazes):
+    ppo = {"n_envs": 4, "n_steps": 64, "batch_size": 64, "sequence_length": 16, "policy_kwargs": {"hidden_size": 8}}
+    config = Config(sequence=mazes, method="ppo", regularizer="l2", optimizer="metaplastic", meta=1.0, binary=True,
+                    **{**TINY, "steps_per_task": 256, "method_config": ppo})
+    summary = train(config, tmp_path / "run")
+    assert len(summary["matrix"]) == 3 and summary["iterations_per_task"] == [1, 1, 1]
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert checkpoint["progress"]["phase"] == 5  # 3 stages + 2 references done
+    with pytest.raises(ConfigError, match="regularizer 'ewc' is offered by method a2c"):
+        train(Config(sequence=mazes, method="ppo", regularizer="ewc", **{**TINY, "method_config": ppo}), tmp_path / "ewc")
