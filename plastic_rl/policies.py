@@ -79,11 +79,12 @@ class _ActorCriticBase(nn.Module):
 
     config: Dict[str, Any]
 
-    def _init_heads(self, features: int, action_size: int, action_type: str, value_head: bool, log_std_init: float):
+    def _init_heads(self, features: int, action_size: int, action_type: str, value_head: bool, log_std_init: Optional[float]):
         self.action_type = action_type
         self.action_size = action_size
-        if action_type == "continuous":
-            # State-independent log std, as in SB3's diagonal Gaussian policies.
+        if action_type == "continuous" and log_std_init is not None:
+            # State-independent log std, as in SB3's diagonal Gaussian policies. None builds a
+            # deterministic policy without it (evolution strategies would otherwise search it in vain).
             self.log_std = nn.Parameter(torch.full((action_size,), float(log_std_init)))
         self.value_head = nn.Linear(features, 1) if value_head else None
 
@@ -96,6 +97,8 @@ class _ActorCriticBase(nn.Module):
         """The action distribution: ``Categorical`` over logits, or a diagonal ``Normal``."""
         if self.action_type == "discrete":
             return Categorical(logits=output.action_params)
+        if not hasattr(self, "log_std"):
+            raise ValueError("this policy was built with log_std_init=None: it has only its deterministic action (act(..., deterministic=True)).")
         std = self.log_std.exp().expand_as(output.action_params)
         return Independent(Normal(output.action_params, std), 1)
 
@@ -143,7 +146,7 @@ class RecurrentActorCritic(_ActorCriticBase):
         non-spiking leaky integral of the spikes, i.e. they are leaky-integrator output neurons).
     :param plastic: False builds the non-plastic baseline (no alpha, η, modulator).
     :param value_head: False drops the critic (e.g. for evolution strategies, which would otherwise search it).
-    :param log_std_init: initial log std of continuous actions.
+    :param log_std_init: initial log std of continuous actions; None builds no log std (a deterministic policy, as ES uses).
     :param random_weights: the rules-only variant: the cell is a
         :class:`~plastic_rl.random_weights.RandomWeightRNNCell` whose input and recurrent weights are drawn
         at random at the start of every episode (they travel in the state); the plasticity and the read-out
@@ -165,7 +168,7 @@ class RecurrentActorCritic(_ActorCriticBase):
         cell: str = "rnn",
         plastic: bool = True,
         value_head: bool = True,
-        log_std_init: float = 0.0,
+        log_std_init: Optional[float] = 0.0,
         random_weights: bool = False,
         plasticity: Optional[PlasticityConfig] = None,
         binary: bool = False,
@@ -246,7 +249,7 @@ class MLPActorCritic(_ActorCriticBase):
     :param output_activation: activation of the action layer (``"tanh"`` bounds actions to [-1, 1]).
     :param plastic: False builds the static baseline.
     :param value_head: False drops the critic (evolution strategies).
-    :param log_std_init: initial log std of continuous actions.
+    :param log_std_init: initial log std of continuous actions; None builds no log std (a deterministic policy, as ES uses).
     :param random_weights: the rules-only variant (Najarro & Risi 2020): every layer is a
         :class:`~plastic_rl.random_weights.RandomWeightLinear` whose weights are drawn at random at the
         start of every episode (they travel in the state); only the plasticity is learned. Needs ``plastic``.
@@ -269,7 +272,7 @@ class MLPActorCritic(_ActorCriticBase):
         output_activation: str = "identity",
         plastic: bool = True,
         value_head: bool = True,
-        log_std_init: float = 0.0,
+        log_std_init: Optional[float] = 0.0,
         random_weights: bool = False,
         plasticity: Optional[PlasticityConfig] = None,
         binary: bool = False,

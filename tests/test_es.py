@@ -312,3 +312,12 @@ def test_resume_with_a_lower_center_step(tmp_path, algorithm):
     assert 0 < moved < 1e-4
     if algorithm == "openai-es":
         assert checkpoint["searcher"]["torch_optimizer"]["param_groups"][0]["lr"] == 1e-5
+
+
+def test_es_searches_only_what_the_deterministic_policy_uses():
+    # No log std and no value head: every searched parameter changes the action.
+    policy = es.build_policy(tiny_config(), 105, 8)
+    names = {name for name, _ in policy.named_parameters()}
+    assert not any(name.startswith(("log_std", "value_head")) for name in names)
+    with pytest.raises(ValueError, match="log_std_init=None"):
+        policy.distribution(policy(torch.zeros(1, 105))[0])
