@@ -1,4 +1,4 @@
-"""The ``plastic-rl`` command line: train, evaluate, bench, demo.
+"""The ``plastic-rl`` command line: train, evaluate, bench, demo, continual.
 
 Each trainer module (``plastic_rl.agents.a2c``, ``plastic_rl.agents.es``) exposes
 ``Config`` (a dataclass) and ``train(config, run_dir, resume=False) -> dict``.
@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 from plastic_rl.config import ConfigError, config_from_dict, load_yaml
 from plastic_rl.runs import CONFIG_FILE, NonFiniteError, RunDirError, read_metrics
 
+from plastic_rl.agents.continual_cli import add_continual_parser
 from plastic_rl.agents.presets import PRESETS, TRAINERS
 
 # CLI flag (argparse dest) -> config field. A flag the chosen trainer's Config lacks is an error.
@@ -251,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train a plastic maze agent briefly and plot the learning curve")
     demo.add_argument("--run-dir", default="runs/demo")
     demo.set_defaults(func=cmd_demo)
+
+    add_continual_parser(sub)  # plastic-rl continual (agents/continual_cli.py)
     return parser
 
 

@@ -185,3 +185,16 @@ def test_ppo_continual_run_with_l2_and_metaplastic_binary_policy(tmp_path, mazes
     assert checkpoint["progress"]["phase"] == 5  # 3 stages + 2 references done
     with pytest.raises(ConfigError, match="regularizer 'ewc' is offered by method a2c"):
         train(Config(sequence=mazes, method="ppo", regularizer="ewc", **{**TINY, "method_config": ppo}), tmp_path / "ewc")
+
+
+def test_plastic_rl_continual_and_train_commands(tmp_path, mazes, capsys):
+    from plastic_rl.agents.cli import main
+
+    assert main(["continual", "--sequence", "no-such-sequence", "--run-dir", str(tmp_path / "bad")]) == 2
+    assert "sequence must be one of" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    config = _write_cli_config(tmp_path / "c.yaml", mazes, 80)  # one iteration per task
+    assert main(["continual", "--config", str(config), "--no-reference", "--run-dir", str(tmp_path / "a")]) == 0
+    assert "average performance" in capsys.readouterr().out
+    assert main(["train", "--config", str(config), "--run-dir", str(tmp_path / "b")]) == 0  # trainer: continual
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("a", "b"))
+    assert a["matrix"] == b["matrix"][: len(a["matrix"])] and len(b["reference_final"]) == 3
