@@ -52,7 +52,8 @@ from torch import nn
 from plastic_rl.policies import load_policy
 from plastic_rl.runs import CHECKPOINT_FILE, RunDirError, atomic_write_json, load_checkpoint
 
-LEG_NAMES = ("front_left", "front_right", "back_left", "back_right")  # = plastic_rl.envs.quadruped.LEG_NAMES
+from plastic_rl.envs.quadruped import LEG_NAMES
+
 QUADRUPED_ENV_PREFIX = "plastic_rl/AntLegFailure"
 MAZE_ENV_PREFIX = "plastic_rl/Maze"
 VELOCITY_PNG = "velocity_failure.png"

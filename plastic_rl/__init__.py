@@ -9,6 +9,7 @@ from plastic_rl.binary import BinaryLinear, StochasticBinaryLinear
 from plastic_rl.cells import LinearState, LSTMState, PlasticLinear, PlasticLSTMCell, PlasticRNNCell, RNNState
 from plastic_rl.metaplastic import MetaplasticAdam
 from plastic_rl.plasticity import MODULATIONS, PLASTICITY_FIELDS, RULES, Plasticity, PlasticityConfig, Traces
+from plastic_rl.random_weights import RandomWeightLinear, RandomWeightRNNCell
 from plastic_rl.spiking import LeakyReadoutSpikingCell, PlasticSpikingCell, ReadoutSpikingState, SpikingState
 from plastic_rl.policies import (
     MLPActorCritic,
@@ -39,6 +40,8 @@ __all__ = [
     "SpikingState",
     "ReadoutSpikingState",
     "Plasticity",
+    "RandomWeightLinear",
+    "RandomWeightRNNCell",
     "PlasticityConfig",
     "PLASTICITY_FIELDS",
     "Traces",
