@@ -198,3 +198,35 @@ def test_plastic_rl_continual_and_train_commands(tmp_path, mazes, capsys):
     assert main(["train", "--config", str(config), "--run-dir", str(tmp_path / "b")]) == 0  # trainer: continual
     a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("a", "b"))
     assert a["matrix"] == b["matrix"][: len(a["matrix"])] and len(b["reference_final"]) == 3
+
+
+@pytest.mark.slow
+def test_es_continual_run_resumes_to_the_unbroken_result(tmp_path, monkeypatch):
+    """ES over two leg failures: the search state carries across the boundary and through a resume."""
+    from plastic_rl.agents import continual_methods
+
+    path = tmp_path / "ants.yaml"
+    path.write_text("tasks:\n"
+                    "  - {name: fl, env_id: plastic_rl/AntLegFailure-v0, kwargs: {failed_legs: [front_left]}}\n"
+                    "  - {name: br, env_id: plastic_rl/AntLegFailure-v0, kwargs: {failed_legs: [back_right]}}\n")
+    config = Config(sequence=str(path), method="es", steps_per_task=80, eval_episodes=2, reference=False,
+                    env_kwargs={"include_cfrc_ext_in_observation": False}, progress=False, tensorboard=False, checkpoint_every=1,
+                    method_config={"popsize": 4, "episode_length": 10, "hidden_sizes": [8], "center_eval_episodes": 0})
+    unbroken = train(config, tmp_path / "unbroken")
+    assert unbroken["iterations_per_task"] == [2, 2] and len(unbroken["matrix"]) == 2
+
+    original = continual_methods.ESLearner.train_iteration
+    calls = {"n": 0}
+
+    def dies_on_third(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the first generation of task 1
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(continual_methods.ESLearner, "train_iteration", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "killed")
+    monkeypatch.setattr(continual_methods.ESLearner, "train_iteration", original)
+    resumed = train(config, tmp_path / "killed", resume=True)
+    assert resumed["matrix"] == unbroken["matrix"] and resumed["stage_auc"] == unbroken["stage_auc"]

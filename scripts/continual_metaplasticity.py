@@ -1,0 +1,152 @@
+"""Forgetting in continual RL: binarized policies under MetaplasticAdam against Adam, full precision and EWC.
+
+For every variant, seed and policy kind (plastic / non-plastic) this runs one
+continual run (``plastic_rl.agents.continual``) over the chosen sequence, each in
+its own run folder under ``OUT/runs``; running the script again resumes
+unfinished runs from their checkpoints and skips finished ones, so it survives
+being killed (and a small budget can be extended by a later call). It then
+writes ``OUT/continual_metaplasticity.csv`` (one row per run) and ``.json``,
+and prints a Markdown table: average performance at the end, mean forgetting
+and mean forward transfer (median [IQR] over seeds), and wall time per run.
+
+Variants (``--variants``):
+
+- ``binary-adam``: binarized hidden layers, Adam (metaplasticity m = 0);
+- ``binary-meta``: binarized hidden layers, MetaplasticAdam, one run per ``--metas`` value;
+- ``fp-adam``: full-precision policy, Adam (plain fine-tuning, the floor);
+- ``fp-ewc``: full-precision policy, Adam with EWC (``--ewc-strength``).
+
+Example (the README table)::
+
+    python scripts/continual_metaplasticity.py --sequence maze-layouts --method a2c \\
+        --steps-per-task 300000 --seeds 0 1 2 --metas 10 --out results/continual_maze
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from plastic_rl.runs import CONFIG_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text
+
+VARIANTS = ("binary-adam", "binary-meta", "fp-adam", "fp-ewc")
+
+
+def variant_settings(variant: str, meta: float, ewc_strength: float) -> Dict[str, Any]:
+    """Continual config fields of one variant.
+
+    :param variant: one of :data:`VARIANTS`.
+    :param meta: the metaplasticity strength (binary-meta).
+    :param ewc_strength: λ of EWC (fp-ewc).
+    """
+    return {
+        "binary-adam": {"binary": True, "optimizer": "adam"},
+        "binary-meta": {"binary": True, "optimizer": "metaplastic", "meta": meta},
+        "fp-adam": {"binary": False, "optimizer": "adam"},
+        "fp-ewc": {"binary": False, "optimizer": "adam", "regularizer": "ewc", "regularizer_strength": ewc_strength},
+    }[variant]
+
+
+def run_one(base: Dict[str, Any], run_dir: Path) -> Dict[str, Any]:
+    """Train (or resume, or just read) one continual run; return its summary.
+
+    :param base: continual config fields.
+    :param run_dir: its folder.
+    """
+    import json
+
+    from plastic_rl.agents.continual import Config, train
+    from plastic_rl.config import config_from_dict
+
+    if (run_dir / SUMMARY_FILE).is_file():
+        return json.loads((run_dir / SUMMARY_FILE).read_text())
+    config = config_from_dict(Config, base, source=str(run_dir))
+    resume = (run_dir / CONFIG_FILE).is_file()  # a run killed before its first checkpoint starts over in place
+    return train(config, run_dir, resume=resume)
+
+
+def _median_iqr(values: List[Optional[float]]) -> str:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return f"{statistics.median(values):.2f} [{q1:.2f}, {q3:.2f}]"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sequence", default="maze-layouts")
+    parser.add_argument("--method", default="a2c", choices=["a2c", "ppo", "es"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--metas", type=float, nargs="+", default=[10.0], help="MetaplasticAdam m of binary-meta runs")
+    parser.add_argument("--ewc-strength", type=float, default=100.0)
+    parser.add_argument("--policies", nargs="+", default=["plastic"], choices=["plastic", "non-plastic"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps-per-task", type=int, default=300_000)
+    parser.add_argument("--eval-episodes", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--method-config", default=None, help="a YAML file of method_config fields (e.g. hidden_size)")
+    parser.add_argument("--out", default="results/continual")
+    args = parser.parse_args(argv)
+    if args.steps_per_task < 1 or args.eval_episodes < 1:
+        parser.error("--steps-per-task and --eval-episodes must be positive integers.")
+    if any(m < 0 for m in args.metas):
+        parser.error(f"--metas must be numbers >= 0; got {args.metas}.")
+    method_config: Dict[str, Any] = {}
+    if args.method_config:
+        from plastic_rl.config import load_yaml
+
+        method_config = load_yaml(args.method_config)
+    elif args.method == "a2c":
+        method_config = {"adam_eps": 1e-4}  # the demo's setting that keeps lr 1e-3 stable (agents/presets.py)
+    out = Path(args.out)
+    rows = []
+    for policy in args.policies:
+        for variant in args.variants:
+            for meta in (args.metas if variant == "binary-meta" else [0.0]):
+                name = f"{policy}-{variant}" + (f"-m{meta:g}" if variant == "binary-meta" else "")
+                for seed in args.seeds:
+                    base = {"sequence": args.sequence, "method": args.method, "steps_per_task": args.steps_per_task,
+                            "eval_episodes": args.eval_episodes, "learning_rate": args.learning_rate,
+                            "plastic": policy == "plastic", "seed": seed, "method_config": method_config,
+                            "progress": sys.stderr.isatty(), "tensorboard": False,
+                            **variant_settings(variant, meta, args.ewc_strength)}
+                    tic = time.perf_counter()
+                    summary = run_one(base, out / "runs" / f"{name}-seed{seed}")
+                    rows.append({"name": name, "seed": seed, "average_performance": summary["average_performance"],
+                                 "mean_forgetting": summary["mean_forgetting"],
+                                 "mean_forgetting_normalized": summary.get("mean_forgetting_normalized"),
+                                 "mean_forward_transfer": summary.get("mean_forward_transfer"),
+                                 "initial_mean": statistics.fmean(summary["initial"]),
+                                 "wall_time": summary["wall_time"], "env_steps": summary["env_steps"]})
+                    print(f"{name} seed {seed}: average {summary['average_performance']:.2f}, forgetting "
+                          f"{summary['mean_forgetting']:.2f}  ({time.perf_counter() - tic:.0f} s this call)", flush=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "continual_metaplasticity.csv", buffer.getvalue())
+    atomic_write_json(out / "continual_metaplasticity.json", {
+        "command": " ".join(["python", "scripts/continual_metaplasticity.py", *(argv if argv is not None else sys.argv[1:])]),
+        "runs": rows})
+    print("\n| variant | average performance | mean forgetting | mean forgetting (normalized) | mean forward transfer | wall time per run (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in dict.fromkeys(r["name"] for r in rows):
+        mine = [r for r in rows if r["name"] == name]
+        cells = [_median_iqr([r[k] for r in mine]) for k in
+                 ("average_performance", "mean_forgetting", "mean_forgetting_normalized", "mean_forward_transfer")]
+        print(f"| {name} | " + " | ".join(cells) + f" | {statistics.fmean(r['wall_time'] for r in mine):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
