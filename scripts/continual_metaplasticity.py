@@ -110,26 +110,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         method_config = {"adam_eps": 1e-4}  # the demo's setting that keeps lr 1e-3 stable (agents/presets.py)
     out = Path(args.out)
     rows = []
-    for policy in args.policies:
-        for variant in args.variants:
-            for meta in (args.metas if variant == "binary-meta" else [0.0]):
-                name = f"{policy}-{variant}" + (f"-m{meta:g}" if variant == "binary-meta" else "")
-                for seed in args.seeds:
-                    base = {"sequence": args.sequence, "method": args.method, "steps_per_task": args.steps_per_task,
-                            "eval_episodes": args.eval_episodes, "learning_rate": args.learning_rate,
-                            "plastic": policy == "plastic", "seed": seed, "method_config": method_config,
-                            "progress": sys.stderr.isatty(), "tensorboard": False,
-                            **variant_settings(variant, meta, args.ewc_strength)}
-                    tic = time.perf_counter()
-                    summary = run_one(base, out / "runs" / f"{name}-seed{seed}")
-                    rows.append({"name": name, "seed": seed, "average_performance": summary["average_performance"],
-                                 "mean_forgetting": summary["mean_forgetting"],
-                                 "mean_forgetting_normalized": summary.get("mean_forgetting_normalized"),
-                                 "mean_forward_transfer": summary.get("mean_forward_transfer"),
-                                 "initial_mean": statistics.fmean(summary["initial"]),
-                                 "wall_time": summary["wall_time"], "env_steps": summary["env_steps"]})
-                    print(f"{name} seed {seed}: average {summary['average_performance']:.2f}, forgetting "
-                          f"{summary['mean_forgetting']:.2f}  ({time.perf_counter() - tic:.0f} s this call)", flush=True)
+    # Seeds outermost: every variant of seed 0 finishes before seed 1 starts, so a partial run compares variants.
+    runs = [(seed, policy, variant, meta) for seed in args.seeds for policy in args.policies for variant in args.variants
+            for meta in (args.metas if variant == "binary-meta" else [0.0])]
+    for seed, policy, variant, meta in runs:
+        name = f"{policy}-{variant}" + (f"-m{meta:g}" if variant == "binary-meta" else "")
+        base = {"sequence": args.sequence, "method": args.method, "steps_per_task": args.steps_per_task,
+                "eval_episodes": args.eval_episodes, "learning_rate": args.learning_rate,
+                "plastic": policy == "plastic", "seed": seed, "method_config": method_config,
+                "progress": sys.stderr.isatty(), "tensorboard": False,
+                **variant_settings(variant, meta, args.ewc_strength)}
+        tic = time.perf_counter()
+        summary = run_one(base, out / "runs" / f"{name}-seed{seed}")
+        rows.append({"name": name, "seed": seed, "average_performance": summary["average_performance"],
+                     "mean_forgetting": summary["mean_forgetting"],
+                     "mean_forgetting_normalized": summary.get("mean_forgetting_normalized"),
+                     "mean_forward_transfer": summary.get("mean_forward_transfer"),
+                     "initial_mean": statistics.fmean(summary["initial"]),
+                     "wall_time": summary["wall_time"], "env_steps": summary["env_steps"]})
+        print(f"{name} seed {seed}: average {summary['average_performance']:.2f}, forgetting "
+              f"{summary['mean_forgetting']:.2f}  ({time.perf_counter() - tic:.0f} s this call)", flush=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
