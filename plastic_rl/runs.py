@@ -298,7 +298,7 @@ class Run:
                 checkpoint = load_checkpoint(path / CHECKPOINT_FILE)
                 if checkpoint.get("trainer") not in (None, trainer):
                     raise RunDirError(f"cannot resume {str(path)!r} with the {trainer} trainer: its checkpoint was written by the {checkpoint.get('trainer')} trainer.")
-                saved = checkpoint.get("config") or saved_config
+                saved = _with_new_field_defaults(checkpoint.get("config") or saved_config, config)
                 changed = _check_resumed_config(path, saved, current, set(resumable))
                 if "step" not in checkpoint:  # written before Run existed: A2C counted iterations, ES generations
                     legacy = checkpoint.get(step_name)
@@ -431,6 +431,22 @@ def _check_run_folder(path: Path, trainer: str, record: Optional[Dict[str, Any]]
         raise RunDirError(str(err)) from None
     saved.pop("trainer", None)
     return saved
+
+
+def _with_new_field_defaults(saved: Mapping[str, Any], config: Any) -> Dict[str, Any]:
+    """``saved`` plus the defaults of config fields it lacks: fields added to a trainer after the run was made
+    (e.g. ``binary``) then resume at their default instead of being refused as changed."""
+    import dataclasses
+
+    filled = dict(saved)
+    for f in dataclasses.fields(config):
+        if f.name in filled:
+            continue
+        if f.default is not dataclasses.MISSING:
+            filled[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            filled[f.name] = f.default_factory()  # type: ignore[misc]
+    return filled
 
 
 def _check_resumed_config(path: Path, saved: Mapping[str, Any], current: Mapping[str, Any], resumable: set) -> Dict[str, tuple]:
