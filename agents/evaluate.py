@@ -177,11 +177,15 @@ def parse_conditions(
 
 # ------------------------------------------------------------------------------------------- rollouts
 def normalize_obs(obs: np.ndarray, obs_norm: Optional[Mapping[str, torch.Tensor]], device: torch.device) -> torch.Tensor:
-    """``(obs - mean) / stdev`` with the training run's statistics (or the raw obs if there are none)."""
+    """``(obs - mean) / stdev`` with the training run's statistics (or the raw obs if there are none).
+
+    A ``"clip"`` entry (PPO runs: SB3's VecNormalize clips normalized observations to ±10) is applied too.
+    """
     x = torch.as_tensor(obs, dtype=torch.float32, device=device)
     if obs_norm is None:
         return x
-    return (x - obs_norm["mean"].to(device)) / obs_norm["stdev"].to(device)
+    x = (x - obs_norm["mean"].to(device)) / obs_norm["stdev"].to(device)
+    return x.clamp(-obs_norm["clip"], obs_norm["clip"]) if obs_norm.get("clip") is not None else x
 
 
 @torch.no_grad()
@@ -478,7 +482,7 @@ def load_quadruped_run(run_dir: str | Path, policy_key: str = "policy") -> Dict[
         raise RunDirError(f"the {policy_key!r} record of {str(Path(run_dir) / CHECKPOINT_FILE)!r} could not be rebuilt ({err}).") from None
     obs_norm = checkpoint.get("obs_norm")
     if obs_norm is not None:
-        obs_norm = {"mean": obs_norm["mean"].float(), "stdev": obs_norm["stdev"].float()}
+        obs_norm = {"mean": obs_norm["mean"].float(), "stdev": obs_norm["stdev"].float(), "clip": obs_norm.get("clip")}
     return {
         "policy": policy,
         "obs_norm": obs_norm,

@@ -13,6 +13,7 @@ TRAINERS = {
     "a2c": "plastic_rl.agents.a2c",
     "es": "plastic_rl.agents.es",
     "continual": "plastic_rl.agents.continual",  # a task sequence (also `plastic-rl continual`)
+    "ppo": "plastic_rl.agents.ppo_train",  # PlasticPPO (stable-baselines3) on any gymnasium env
 }
 
 PRESETS: Dict[str, Dict[str, Any]] = {
@@ -33,6 +34,23 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "trainer": "es", "popsize": 40, "episode_length": 500, "generations": 250,
         "center_learning_rate": 0.1, "decrease_rewards_by": 1.0,
         "random_weights": True, "rule": "abcd", "modulation": "none", "stdev_init": 0.1,
+    },
+    # PlasticPPO on the maze: Backpropamine's plastic RNN (hidden 100, simple modulation) with the settings of the
+    # RecurrentPPO anchor of issue 14 (8 envs, n_steps 200, gamma 0.9, lr 3e-4, 4 epochs). Every maze episode is
+    # 200 steps, so a rollout is one episode per env; the update re-runs 25-step sequences, 32 per minibatch.
+    "maze-ppo": {
+        "trainer": "ppo", "env_id": "plastic_rl/Maze-v0", "policy": "rnn", "hidden_size": 100,
+        "n_envs": 8, "n_steps": 200, "batch_size": 800, "sequence_length": 25, "n_epochs": 4,
+        "learning_rate": 3e-4, "gamma": 0.9, "normalize_obs": False, "normalize_reward": False,
+        "total_timesteps": 300_000,
+    },
+    # PlasticPPO on the quadruped with random leg failures: the network of ant-es (plastic MLP 64-64, tanh
+    # actions, 500-step episodes) with SB3's MuJoCo-style PPO settings and VecNormalize.
+    "ant-ppo": {
+        "trainer": "ppo", "env_id": "plastic_rl/AntLegFailure-v0", "env_kwargs": {"failed_legs": "random"},
+        "episode_length": 500, "policy": "mlp", "hidden_sizes": [64, 64], "output_activation": "tanh",
+        "n_envs": 8, "n_steps": 256, "batch_size": 512, "sequence_length": 32, "n_epochs": 10,
+        "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95, "total_timesteps": 1_000_000,
     },
 }
 
