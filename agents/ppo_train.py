@@ -157,6 +157,20 @@ def _make_kwargs(config: Config) -> Dict[str, Any]:
     return kwargs
 
 
+def check_env(config: Config) -> None:
+    """Build one env of ``config`` once; raise :class:`ConfigError` naming the field if it cannot be made."""
+    import gymnasium as gym
+
+    import plastic_rl.envs  # noqa: F401  (registers plastic_rl/*)
+
+    try:
+        gym.make(config.env_id, **_make_kwargs(config)).close()
+    except gym.error.Error as err:
+        raise ConfigError(f"config field 'env_id' must name a registered gymnasium env; {config.env_id!r} failed ({err}).") from None
+    except (OSError, TypeError, ValueError) as err:
+        raise ConfigError(f"config field 'env_kwargs' is not accepted by {config.env_id!r}: {err}") from None
+
+
 def make_env(config: Config, seed: int, training: bool = True):
     """The vector env of ``config``: ``make_vec_env`` (+ ``SubprocVecEnv``) (+ ``VecNormalize``).
 
@@ -164,18 +178,10 @@ def make_env(config: Config, seed: int, training: bool = True):
     :param seed: env ``i`` is seeded with ``seed + i``.
     :param training: False freezes VecNormalize's statistics and leaves rewards unscaled (evaluation).
     """
-    import gymnasium as gym
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
-    import plastic_rl.envs  # noqa: F401  (registers plastic_rl/*)
-
-    try:
-        gym.make(config.env_id, **_make_kwargs(config)).close()  # one clear sentence before any subprocess starts
-    except gym.error.Error as err:
-        raise ConfigError(f"config field 'env_id' must name a registered gymnasium env; {config.env_id!r} failed ({err}).") from None
-    except (OSError, TypeError, ValueError) as err:
-        raise ConfigError(f"config field 'env_kwargs' is not accepted by {config.env_id!r}: {err}") from None
+    check_env(config)  # one clear sentence before any subprocess starts
     env_id = f"plastic_rl.envs:{config.env_id}" if config.env_id.startswith("plastic_rl/") else config.env_id
     vec_cls = SubprocVecEnv if config.vec_env == "subproc" else DummyVecEnv
     env = make_vec_env(env_id, n_envs=config.n_envs, seed=seed, env_kwargs=_make_kwargs(config), vec_env_cls=vec_cls)
@@ -376,6 +382,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     :param run_dir: the run folder (new, or one to resume).
     :param resume: continue ``run_dir`` from its checkpoint up to ``config.total_timesteps``.
     """
+    check_env(config)  # before the folder is touched
     run = Run.open(run_dir, "ppo", config, resume=resume, resumable=RESUMABLE_FIELDS,
                    files=(CURVE_FILE, MODEL_FILE, VECNORMALIZE_FILE), step_name="iteration")
     torch.set_num_threads(config.num_threads)
