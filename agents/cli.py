@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(func=cmd_inspect)
 
     bench = sub.add_parser("bench", help="speed benchmarks")
-    bench.add_argument("target", choices=["maze", "es"])
+    bench.add_argument("target", choices=["maze", "es", "core"], help="maze: env + A2C; es: ES throughput; core: spiking vs rate plastic cell")
     bench.add_argument("--quick", action="store_true", help="a short run (seconds) instead of the full benchmark")
     bench.add_argument("--output", default=None, help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
