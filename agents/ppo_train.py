@@ -79,7 +79,7 @@ class Config:
     total_timesteps: int = 1_000_000  #: env steps to train for, over all envs (on resume: the new total)
     n_steps: int = 256  #: steps per env per rollout
     batch_size: int = 256  #: steps per minibatch (whole sequences)
-    sequence_length: int = 32  #: steps per sequence re-run in the update (divides n_steps and batch_size)
+    sequence_length: int = 16  #: steps per sequence re-run in the update (divides n_steps and batch_size)
     n_epochs: int = 10  #: passes over each rollout
     learning_rate: float = 3e-4  #: Adam step size
     gamma: float = 0.99  #: discount

@@ -238,3 +238,17 @@ def test_state_helpers_round_trip():
     flat = model.policy.flatten_state(state)
     assert flat.shape == (3, model.policy.state_size)
     torch.testing.assert_close(model.policy.flatten_state(model.policy.unflatten_state(flat)), flat)
+
+
+@pytest.mark.parametrize("env_id, policy", [("CartPole-v1", "PlasticLstmPolicy"), ("Pendulum-v1", "PlasticMlpPolicy")])
+def test_hand_written_distribution_equals_the_cores(env_id, policy):
+    model = PlasticPPO(policy, make_vec_env(env_id, n_envs=1), policy_kwargs=dict(ortho_init=False, log_std_init=-0.3), **TINY)
+    policy = model.policy
+    torch.manual_seed(0)
+    obs = torch.randn(5, *model.observation_space.shape)
+    with torch.no_grad():
+        output, _ = policy.core(policy._features(obs), policy.core.initial_state(5))
+        actions = policy._sample(output.action_params)
+        reference = policy.core.distribution(output)
+        torch.testing.assert_close(policy._log_prob(output.action_params, actions), reference.log_prob(actions))
+        torch.testing.assert_close(policy._entropy(output.action_params), reference.entropy())
