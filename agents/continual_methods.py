@@ -43,7 +43,7 @@ from plastic_rl.envs.sequences import Task, TaskSequence
 __all__ = ["A2CLearner", "ESLearner", "LEARNERS", "make_optimizer"]
 
 MAZE_ID = "plastic_rl/Maze-v0"
-_MAZE_KWARGS = ("size", "episode_length", "reward_value", "wall_penalty", "layout")
+_MAZE_KWARGS = ("size", "episode_length", "reward_value", "wall_penalty", "layout", "action_map")
 
 
 def make_optimizer(params, optimizer: str, learning_rate: float, meta: float, eps: float = 1e-8) -> torch.optim.Optimizer:
@@ -85,7 +85,7 @@ class A2CLearner:
         self._a2c, self._maze = a2c, MazeVectorEnv
         self.config, self.sequence, self.regularizer = config, sequence, regularizer
         self.task_configs = []
-        self.layouts = []
+        self.maze_kwargs = []
         for k, task in enumerate(sequence.tasks):
             if task.env_id != MAZE_ID:
                 raise ConfigError(f"method 'a2c' trains maze tasks ({MAZE_ID}); task {task.name!r} of sequence "
@@ -102,8 +102,8 @@ class A2CLearner:
             if config.learning_rate is not None:
                 base["learning_rate"] = config.learning_rate
             self.task_configs.append(_task_config(a2c, base, f"method_config (task {task.name!r})"))
-            self.layouts.append(kwargs.get("layout"))
-            self._maze(1, layout=kwargs.get("layout"), **self.task_configs[-1].env_kwargs)  # checks the maze arguments now
+            self.maze_kwargs.append({"layout": kwargs.get("layout"), "action_map": kwargs.get("action_map")})
+            self._maze(1, **self.maze_kwargs[-1], **self.task_configs[-1].env_kwargs)  # checks the maze arguments now
         first = self.task_configs[0]
         self.policy = a2c.build_policy_for(first)
         self.optimizer = make_optimizer(self.policy.parameters(), config.optimizer, first.learning_rate, config.meta, first.adam_eps)
@@ -119,7 +119,7 @@ class A2CLearner:
     def _env(self, task_index: int, num_envs: Optional[int] = None):
         c = self.task_configs[task_index]
         if num_envs is not None:
-            return self._maze(num_envs, device=c.device, as_tensor=True, layout=self.layouts[task_index], **c.env_kwargs)
+            return self._maze(num_envs, device=c.device, as_tensor=True, **self.maze_kwargs[task_index], **c.env_kwargs)
         if task_index not in self._envs:
             self._envs[task_index] = self._env(task_index, c.batch_size)
         return self._envs[task_index]

@@ -144,6 +144,17 @@ def layout_grid(size: int, layout: str | Sequence[str] | None = None) -> np.ndar
     return grid
 
 
+def _check_action_map(action_map: Sequence[int] | None) -> tuple[int, ...]:
+    """The validated action map: which move (0 up, 1 down, 2 left, 3 right) each action makes."""
+    if action_map is None:
+        return tuple(range(_NUM_ACTIONS))
+    if isinstance(action_map, str) or not isinstance(action_map, Sequence) or sorted(
+        int(a) if _is_int(a) else -1 for a in action_map
+    ) != list(range(_NUM_ACTIONS)):
+        raise ValueError(f"action_map must be a permutation of [0, 1, 2, 3] (the move each action makes); got {action_map!r}.")
+    return tuple(int(a) for a in action_map)
+
+
 @dataclass(frozen=True)
 class _MazeTables:
     """Everything about a maze that does not change during an episode.
@@ -180,6 +191,7 @@ class _MazeTables:
 def _build_tables(
     size: int, episode_length: int, reward_value: float, wall_penalty: float,
     layout: str | Sequence[str] | None = None,
+    action_map: Sequence[int] | None = None,
 ) -> _MazeTables:
     """Build the lookup tables of a validated maze configuration.
 
@@ -188,6 +200,7 @@ def _build_tables(
     :param reward_value: reward for reaching the reward cell.
     :param wall_penalty: penalty for bumping into a wall.
     :param layout: the wall layout (see :func:`layout_grid`).
+    :param action_map: action ``a`` makes move ``action_map[a]`` (default: the identity).
     :return: the tables.
     """
     grid = layout_grid(size, layout)
@@ -207,7 +220,7 @@ def _build_tables(
     # float32 division here, then table look-ups in both envs: no chance of
     # numpy and torch rounding step / episode_length differently.
     time = np.arange(episode_length + 1, dtype=np.float32) / np.float32(episode_length)
-    move = np.array([dr * size + dc for dr, dc in ACTION_DELTAS], dtype=np.int64)
+    move = np.array([ACTION_DELTAS[k][0] * size + ACTION_DELTAS[k][1] for k in _check_action_map(action_map)], dtype=np.int64)
     for arr in (grid, open_cells, neighbourhood, one_hot, time, move):
         arr.setflags(write=False)
     return _MazeTables(
@@ -276,6 +289,9 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
     :param render_mode: ``None`` or ``"rgb_array"``.
     :param layout: the walls: ``None``/``"pillars"`` (Backpropamine's maze), ``"open"``, or
         ``size`` strings of ``#``/``.`` (see :func:`layout_grid`); the task sequences vary it.
+    :param action_map: a permutation of ``[0, 1, 2, 3]``: action ``a`` moves as action
+        ``action_map[a]`` does by default (the observation's previous action stays ``a``).
+        The ``maze-actions`` task sequence remaps the actions from task to task.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": _RENDER_FPS}
@@ -288,6 +304,7 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         wall_penalty: float = 0.0,
         render_mode: str | None = None,
         layout: str | Sequence[str] | None = None,
+        action_map: Sequence[int] | None = None,
     ) -> None:
         size, episode_length, reward_value, wall_penalty = _check_maze_args(
             size, episode_length, reward_value, wall_penalty, render_mode
@@ -297,7 +314,7 @@ class MazeEnv(gym.Env[np.ndarray, np.int64]):
         self.reward_value = reward_value
         self.wall_penalty = wall_penalty
         self.render_mode = render_mode
-        self._t = _build_tables(size, episode_length, reward_value, wall_penalty, layout)
+        self._t = _build_tables(size, episode_length, reward_value, wall_penalty, layout, action_map)
         # Python lists: indexing them with Python ints is the fastest path for one env.
         self._open = self._t.open_cells.tolist()
         self._wall = self._t.wall_flat.tolist()
@@ -451,6 +468,7 @@ class MazeVectorEnv(VectorEnv):
     :param device: torch device that holds the state and computes the steps.
     :param as_tensor: return torch tensors instead of numpy arrays.
     :param layout: the walls, as for :class:`MazeEnv` (the same for all N mazes).
+    :param action_map: the action remapping, as for :class:`MazeEnv`.
     """
 
     metadata = {
@@ -470,6 +488,7 @@ class MazeVectorEnv(VectorEnv):
         device: str | torch.device = "cpu",
         as_tensor: bool = False,
         layout: str | Sequence[str] | None = None,
+        action_map: Sequence[int] | None = None,
     ) -> None:
         if not _is_int(num_envs) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
@@ -489,7 +508,7 @@ class MazeVectorEnv(VectorEnv):
         self.wall_penalty = wall_penalty
         self.render_mode = render_mode
         self.as_tensor = bool(as_tensor)
-        self._t = t = _build_tables(size, episode_length, reward_value, wall_penalty, layout)
+        self._t = t = _build_tables(size, episode_length, reward_value, wall_penalty, layout, action_map)
 
         self.single_observation_space = _observation_space(t)
         self.single_action_space = spaces.Discrete(_NUM_ACTIONS)

@@ -10,6 +10,9 @@ which task it is in). The built-in sequences (DESIGN.md §3):
   (``plastic_rl/AntDirection-v0``): opposite directions interfere strongly.
 - ``maze-layouts``: Backpropamine's 9×9 maze (100-step episodes) with four wall
   layouts in turn: pillars, open, corridors, four rooms.
+- ``maze-actions``: the same maze (pillars) with the four actions remapped in each
+  task (identity, reversed, rotated, swapped pairs): what one task learned about
+  which action moves where is wrong in the next, unless it is inferred within the episode.
 
 A YAML sequence looks like::
 
@@ -34,7 +37,7 @@ import yaml
 
 from plastic_rl.envs.quadruped import LEG_NAMES
 
-__all__ = ["Task", "TaskSequence", "SEQUENCES", "MAZE_LAYOUTS", "get_sequence", "load_sequence_yaml", "sequence_from_dict", "make_env"]
+__all__ = ["Task", "TaskSequence", "SEQUENCES", "MAZE_LAYOUTS", "ACTION_MAPS", "get_sequence", "load_sequence_yaml", "sequence_from_dict", "make_env"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,15 @@ MAZE_LAYOUTS: Dict[str, Any] = {
 }
 
 
+#: Action remappings of the ``maze-actions`` sequence (action a moves as action map[a] does; 0 up, 1 down, 2 left, 3 right).
+ACTION_MAPS: Dict[str, List[int]] = {
+    "identity": [0, 1, 2, 3],
+    "reversed": [1, 0, 3, 2],
+    "rotated": [2, 3, 1, 0],
+    "swapped": [3, 2, 0, 1],
+}
+
+
 def _builtin_sequences() -> Dict[str, TaskSequence]:
     maze = {"size": 9, "episode_length": 100}
     return {
@@ -117,6 +129,11 @@ def _builtin_sequences() -> Dict[str, TaskSequence]:
             "maze-layouts",
             tuple(Task(name, "plastic_rl/Maze-v0", {**maze, "layout": layout}) for name, layout in MAZE_LAYOUTS.items()),
             "Backpropamine's maze (9x9, 100-step episodes) with four wall layouts in turn",
+        ),
+        "maze-actions": TaskSequence(
+            "maze-actions",
+            tuple(Task(name, "plastic_rl/Maze-v0", {**maze, "action_map": m}) for name, m in ACTION_MAPS.items()),
+            "Backpropamine's maze (9x9, 100-step episodes) with the actions remapped in each task",
         ),
     }
 

@@ -11,7 +11,7 @@ from plastic_rl.envs.sequences import MAZE_LAYOUTS, SEQUENCES, get_sequence, mak
 
 
 def test_builtin_sequences_have_four_tasks_with_registered_ids():
-    assert set(SEQUENCES) >= {"ant-legs", "ant-directions", "maze-layouts"}
+    assert set(SEQUENCES) >= {"ant-legs", "ant-directions", "maze-layouts", "maze-actions"}
     legs = [t.kwargs["failed_legs"] for t in SEQUENCES["ant-legs"].tasks]
     assert sorted(leg for (leg,) in legs) == ["back_left", "back_right", "front_left", "front_right"]
     assert [t.kwargs["direction"] for t in SEQUENCES["ant-directions"].tasks] == ["+x", "-x", "+y", "-y"]
@@ -35,6 +35,24 @@ def test_layout_changes_walls_and_the_vector_twin_matches_the_single_env():
         steps = [env.step(int(a)) for env, a in zip(singles, actions)]
         np.testing.assert_array_equal(obs_v, np.stack([s[0] for s in steps]))
         np.testing.assert_array_equal(rew_v, [s[1] for s in steps])
+
+
+def test_action_map_remaps_moves_in_both_twins():
+    plain, reversed_ = MazeEnv(size=7, episode_length=5), MazeEnv(size=7, episode_length=5, action_map=[1, 0, 3, 2])
+    plain.reset(seed=0)
+    reversed_.reset(seed=0)
+    plain.step(0)  # up (the centre of a 7x7 maze can move up and down)
+    reversed_.step(0)  # action 0 now moves down
+    assert plain.agent_pos == (2, 3) and reversed_.agent_pos == (4, 3)
+    assert np.array_equal(reversed_._observation()[9:13], [1, 0, 0, 0])  # the observed previous action is the one taken
+    vector = MazeVectorEnv(2, size=7, episode_length=5, action_map=[1, 0, 3, 2])
+    vector.reset(seed=0)
+    vector.step(np.array([0, 0]))
+    assert vector.agent_pos[0].tolist() == [4, 3]
+    with pytest.raises(ValueError, match="action_map must be a permutation"):
+        MazeEnv(action_map=[0, 0, 1, 2])
+    maps = [t.kwargs["action_map"] for t in SEQUENCES["maze-actions"].tasks]
+    assert len({tuple(m) for m in maps}) == 4 and all(sorted(m) == [0, 1, 2, 3] for m in maps)
 
 
 def test_default_layout_is_unchanged():
@@ -81,7 +99,7 @@ def test_bad_sequences_are_one_sentence(data, message):
 
 
 def test_unknown_sequence_name_lists_the_choices():
-    with pytest.raises(ValueError, match="sequence must be one of ant-directions, ant-legs, maze-layouts"):
+    with pytest.raises(ValueError, match="sequence must be one of ant-directions, ant-legs, maze-actions, maze-layouts"):
         get_sequence("ant-jumps")
 
 
