@@ -18,7 +18,9 @@ unbounded, so forward transfer (and the ``*_normalized`` figures) use
 performance normalized per task, ``p = (R − initial_j) / (ref_j − initial_j)``:
 0 is the untrained policy and 1 the from-scratch reference's final performance
 (undefined, None, for a task whose reference did not improve on the untrained
-policy). The raw figures, in return units, are reported as well.
+policy, or whose reference's training curve averages at or above its final
+level). The raw figures, in return units, are reported as well: the raw forward
+transfer ``AUC_j − AUC^ref_j`` is defined for every task.
 """
 
 from __future__ import annotations
@@ -75,13 +77,17 @@ def continual_metrics(
     transfer: List[Optional[float]] = []
     for j in range(n):
         auc, ref = normalized(stage_auc[j], j), normalized(reference_auc[j], j)
-        transfer.append(None if auc is None or ref is None or abs(1 - ref) < 1e-12 else (auc - ref) / (1 - ref))
+        # Continual World's formula needs 0 <= AUC_ref < 1 (below the final level): a reference whose training
+        # curve averages above its own final evaluation (noise, or a late collapse) leaves it undefined.
+        transfer.append(None if auc is None or ref is None or not 0 <= ref < 1 else (auc - ref) / (1 - ref))
+    raw = [stage_auc[j] - reference_auc[j] for j in range(n)]
     last_norm = [normalized(last[j], j) for j in range(n)]
     forgetting_norm = [None if normalized(matrix[j][j], j) is None else normalized(matrix[j][j], j) - last_norm[j] for j in range(n)]
     out.update(
         forward_transfer=transfer,
         mean_forward_transfer=_mean(transfer),
-        forward_transfer_raw=[stage_auc[j] - reference_auc[j] for j in range(n)],
+        forward_transfer_raw=raw,
+        mean_forward_transfer_raw=_mean(raw[1:]) if n > 1 else None,  # task 0's is 0: it is its own reference
         reference_auc=list(reference_auc),
         reference_final=list(reference_final),
         average_performance_normalized=_mean(last_norm),

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from plastic_rl.agents.continual_metrics import continual_metrics
 from plastic_rl.runs import CONFIG_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text
 
 VARIANTS = ("binary-adam", "binary-meta", "fp-adam", "fp-ewc")
@@ -122,14 +123,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                 **variant_settings(variant, meta, args.ewc_strength)}
         tic = time.perf_counter()
         summary = run_one(base, out / "runs" / f"{name}-seed{seed}")
-        rows.append({"name": name, "seed": seed, "average_performance": summary["average_performance"],
-                     "mean_forgetting": summary["mean_forgetting"],
-                     "mean_forgetting_normalized": summary.get("mean_forgetting_normalized"),
-                     "mean_forward_transfer": summary.get("mean_forward_transfer"),
+        # Recomputed from the run's figures, so runs finished under older definitions report the current ones.
+        metrics = continual_metrics(summary["matrix"], summary["initial"], summary["stage_auc"],
+                                    summary.get("reference_auc"), summary.get("reference_final"))
+        rows.append({"name": name, "seed": seed, "average_performance": metrics["average_performance"],
+                     "mean_forgetting": metrics["mean_forgetting"],
+                     "mean_forgetting_normalized": metrics.get("mean_forgetting_normalized"),
+                     "mean_forward_transfer": metrics.get("mean_forward_transfer"),
+                     "mean_forward_transfer_raw": metrics.get("mean_forward_transfer_raw"),
                      "initial_mean": statistics.fmean(summary["initial"]),
                      "wall_time": summary["wall_time"], "env_steps": summary["env_steps"]})
-        print(f"{name} seed {seed}: average {summary['average_performance']:.2f}, forgetting "
-              f"{summary['mean_forgetting']:.2f}  ({time.perf_counter() - tic:.0f} s this call)", flush=True)
+        print(f"{name} seed {seed}: average {metrics['average_performance']:.2f}, forgetting "
+              f"{metrics['mean_forgetting']:.2f}  ({time.perf_counter() - tic:.0f} s this call)", flush=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -138,12 +143,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     atomic_write_json(out / "continual_metaplasticity.json", {
         "command": " ".join(["python", "scripts/continual_metaplasticity.py", *(argv if argv is not None else sys.argv[1:])]),
         "runs": rows})
-    print("\n| variant | average performance | mean forgetting | mean forgetting (normalized) | mean forward transfer | wall time per run (s) |")
+    print("\n| variant | average performance | mean forgetting | mean forgetting (normalized) | mean forward transfer (raw) | wall time per run (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in dict.fromkeys(r["name"] for r in rows):
         mine = [r for r in rows if r["name"] == name]
         cells = [_median_iqr([r[k] for r in mine]) for k in
-                 ("average_performance", "mean_forgetting", "mean_forgetting_normalized", "mean_forward_transfer")]
+                 ("average_performance", "mean_forgetting", "mean_forgetting_normalized", "mean_forward_transfer_raw")]
         print(f"| {name} | " + " | ".join(cells) + f" | {statistics.fmean(r['wall_time'] for r in mine):.0f} |")
     return 0
 

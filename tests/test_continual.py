@@ -53,8 +53,11 @@ def test_metrics_match_continual_world_definitions():
     assert m["forward_transfer"][1] == pytest.approx((p_auc - p_ref) / (1 - p_ref))
     assert m["forward_transfer"][0] == pytest.approx(0.0) and m["forward_transfer_raw"][1] == pytest.approx(2.0)
     assert m["forgetting_normalized"][0] == pytest.approx(4 / 8)
+    assert m["mean_forward_transfer_raw"] == pytest.approx((2.0 + 0.0) / 2)  # tasks 1..N-1
     no_learning = continual_metrics(matrix, initial, [4.0, 5.0, 4.5], [4.0, 3.0, 4.5], [0.0, 9.0, 7.0])
     assert no_learning["forward_transfer"][0] is None  # the reference never beat the untrained policy: no scale
+    above_final = continual_metrics(matrix, initial, [4.0, 5.0, 4.5], [4.0, 9.5, 4.5], [8.0, 9.0, 7.0])
+    assert above_final["forward_transfer"][1] is None  # its training curve averaged above its final level
 
 
 def test_tiny_continual_run_writes_matrix_heatmap_and_summary(tmp_path, mazes):
