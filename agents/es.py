@@ -60,7 +60,7 @@ CELLS = ("rnn", "lstm", "spiking")
 CHECKPOINT_FORMAT = "plastic-rl/es-checkpoint-v1"
 CURVE_FILE = "fitness.png"
 METRIC_FIELDS = (
-    "generation", "env_steps", "wall_time", "mean_fitness", "best_fitness", "center_fitness",
+    "generation", "env_steps", "wall_time", "mean_fitness", "best_fitness", "center_fitness", "center_return",
     "best_ever_fitness", "mean_stdev", "steps_per_second",
 )
 # Config fields a resumed run may change (recorded in run.json); everything else must match the checkpoint.
@@ -188,19 +188,24 @@ def init_ray(config: Config) -> bool:
     return True
 
 
-def evaluate_center(config: Config, policy: nn.Module, obs_norm: Optional[Dict[str, Any]], generation: int) -> Tuple[float, int]:
-    """Mean fitness of ``policy`` over ``config.center_eval_episodes`` training-distribution episodes; (fitness, env steps)."""
+def evaluate_center(config: Config, policy: nn.Module, obs_norm: Optional[Dict[str, Any]], generation: int) -> Tuple[float, float, int]:
+    """``policy`` over ``config.center_eval_episodes`` training-distribution episodes: (mean fitness, mean env return, env steps).
+
+    The fitness is on the search's scale (``decrease_rewards_by`` subtracted per step); the env return is
+    the env's own (what ``plastic-rl compare`` puts beside a gradient trainer's returns).
+    """
     from plastic_rl.agents.evaluate import run_episodes
 
     if config.center_eval_episodes == 0:
-        return float("nan"), 0
+        return float("nan"), float("nan"), 0
     result = run_episodes(
         policy, obs_norm, config.env_id, [dict(config.env_kwargs)] * config.center_eval_episodes,
         episode_length=config.episode_length, seed=config.seed * 1_000_003 + generation,
     )
     # Same measure as the population's fitness: EvoTorch subtracts decrease_rewards_by at every step.
-    returns = np.asarray(result["returns"], dtype=float) - (config.decrease_rewards_by or 0.0) * np.asarray(result["lengths"])
-    return float(np.mean(returns)), int(result["lengths"].sum())
+    env_returns = np.asarray(result["returns"], dtype=float)
+    returns = env_returns - (config.decrease_rewards_by or 0.0) * np.asarray(result["lengths"])
+    return float(np.mean(returns)), float(np.mean(env_returns)), int(result["lengths"].sum())
 
 
 def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str, Any]:
@@ -266,7 +271,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
             run.check_finite(generation, fitness=evals, center=center)
             obs_norm = obs_norm_state(problem)
             center_policy = policy_with(policy, center)
-            center_fitness, steps = evaluate_center(config, center_policy, obs_norm, generation)
+            center_fitness, center_return, steps = evaluate_center(config, center_policy, obs_norm, generation)
             eval_steps += steps
             row = {
                 "generation": generation,
@@ -275,6 +280,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
                 "mean_fitness": float(evals.mean()),
                 "best_fitness": float(evals[best_index]),
                 "center_fitness": center_fitness,
+                "center_return": center_return,
                 "best_ever_fitness": best_fitness,
                 "mean_stdev": searcher_mean_stdev(searcher),
                 "steps_per_second": round((env_steps - steps0) / max(gen_time, 1e-9), 1),
