@@ -226,3 +226,16 @@ def test_es_same_seed_same_metrics_and_resume_is_bit_identical(tmp_path):
     assert torch.equal(unbroken["searcher"]["clipup_velocity"], resumed["searcher"]["clipup_velocity"])
     assert torch.equal(unbroken["obs_norm"]["sum"], resumed["obs_norm"]["sum"])
     assert torch.equal(unbroken["best_params"], resumed["best_params"])
+
+
+def test_ppo_same_seed_same_metrics(tmp_path):
+    from plastic_rl.agents import ppo_train
+
+    fields = dict(env_id="CartPole-v1", policy="lstm", hidden_size=8, total_timesteps=96, n_envs=2, n_steps=16,
+                  batch_size=32, sequence_length=8, n_epochs=2, checkpoint_every=1, progress=False, seed=5)
+    for name in ("a", "b"):
+        ppo_train.train(ppo_train.Config(**fields), tmp_path / name)
+    a, b = (without_timing(read_metrics(tmp_path / n / "metrics.csv")) for n in ("a", "b"))
+    assert a == b and len(a) == 3
+    ppo_train.train(ppo_train.Config(**{**fields, "seed": 6}), tmp_path / "c")
+    assert without_timing(read_metrics(tmp_path / "c" / "metrics.csv")) != a
