@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 from plastic_rl.config import ConfigError, config_from_dict, load_yaml
 from plastic_rl.runs import CONFIG_FILE, NonFiniteError, RunDirError, read_metrics
 
+from plastic_rl.agents.compare import add_compare_parser
 from plastic_rl.agents.continual_cli import add_continual_parser
 from plastic_rl.agents.presets import PRESETS, TRAINERS
 
@@ -33,6 +34,7 @@ OVERRIDE_FLAGS = {
     "episode_length": "episode_length",
     "center_learning_rate": "center_learning_rate",
     "learning_rate": "learning_rate",
+    "total_timesteps": "total_timesteps",
     "ray_address": "ray_address",
     "device": "device",
 }
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="torch device, e.g. cpu or cuda")
     train.add_argument("--modulation", choices=["none", "simple", "retroactive"])
     train.add_argument("--iterations", type=int, help="A2C: training iterations (batches of episodes)")
+    train.add_argument("--total-timesteps", type=int, help="PPO: env steps to train for (on --resume: the new total)")
     train.add_argument("--generations", type=int, help="ES: generations (on --resume: the new total)")
     train.add_argument("--algorithm", help="ES: pgpe, cmaes, snes, cem or openai-es")
     train.add_argument("--popsize", type=int, help="ES: population size")
@@ -244,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(func=cmd_inspect)
 
     bench = sub.add_parser("bench", help="speed benchmarks")
-    bench.add_argument("target", choices=["maze", "es", "core"], help="maze: env + A2C; es: ES throughput; core: spiking vs rate plastic cell")
+    bench.add_argument("target", choices=["maze", "es", "core", "ppo"],
+                       help="maze: env + A2C; es: ES throughput; core: spiking vs rate plastic cell; ppo: PlasticPPO vs RecurrentPPO/PPO")
     bench.add_argument("--quick", action="store_true", help="a short run (seconds) instead of the full benchmark")
     bench.add_argument("--output", default=None, help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
@@ -254,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     add_continual_parser(sub)  # plastic-rl continual (agents/continual_cli.py)
+    add_compare_parser(sub)  # plastic-rl compare (agents/compare.py)
     return parser
 
 

@@ -38,6 +38,7 @@ __all__ = ["Config", "make_env", "make_model", "RunRecorder", "train", "RESUMABL
 
 #: Config.policy -> PlasticPPO policy name
 POLICIES = {"lstm": "PlasticLstmPolicy", "rnn": "PlasticRnnPolicy", "mlp": "PlasticMlpPolicy"}
+ALGORITHMS = ("plastic-ppo", "recurrent-ppo")
 CURVE_FILE = "learning_curve.png"
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
@@ -62,6 +63,11 @@ class Config:
     vec_env: str = "dummy"  #: "dummy" (one process) or "subproc" (one process per env, SB3's SubprocVecEnv)
     normalize_obs: bool = True  #: VecNormalize's running observation normalization
     normalize_reward: bool = True  #: VecNormalize's return-based reward scaling
+
+    # --- algorithm
+    #: "plastic-ppo" (PlasticPPO with the core's policies) or "recurrent-ppo" (sb3-contrib's RecurrentPPO with
+    #: its MlpLstmPolicy of hidden_size units: the gradient anchor of the maze comparison; policy must be lstm)
+    algorithm: str = "plastic-ppo"
 
     # --- policy (the core's names)
     policy: str = "lstm"  #: "lstm" (PlasticLstmPolicy), "rnn" (PlasticRnnPolicy) or "mlp" (PlasticMlpPolicy)
@@ -99,7 +105,7 @@ class Config:
     progress: bool = True  #: show a progress bar on stderr
 
     def __post_init__(self) -> None:
-        choices = {"policy": tuple(POLICIES), "vec_env": ("dummy", "subproc"), "modulation": MODULATIONS,
+        choices = {"algorithm": ALGORITHMS, "policy": tuple(POLICIES), "vec_env": ("dummy", "subproc"), "modulation": MODULATIONS,
                    "rule": RULES, "critic": ("separate", "shared"),
                    "output_activation": ("identity", "tanh", "relu", "sigmoid")}
         for name, allowed in choices.items():
@@ -126,7 +132,9 @@ class Config:
                 raise ConfigError(f"config field {name!r} must be >= 0; got {getattr(self, name)!r}.")
         if self.target_kl is not None and not self.target_kl > 0:
             raise ConfigError(f"config field 'target_kl' must be a positive number or null; got {self.target_kl!r}.")
-        if self.policy != "mlp" or self.plastic:  # stateful: minibatches hold whole sequences
+        if self.algorithm == "recurrent-ppo" and self.policy != "lstm":
+            raise ConfigError(f"config field 'policy' must be lstm for the recurrent-ppo algorithm (sb3-contrib's MlpLstmPolicy); got {self.policy!r}.")
+        if self.algorithm == "plastic-ppo" and (self.policy != "mlp" or self.plastic):  # stateful: minibatches hold whole sequences
             if self.n_steps % self.sequence_length:
                 raise ConfigError(f"config field 'n_steps' ({self.n_steps}) must be a multiple of 'sequence_length' ({self.sequence_length}).")
             if self.batch_size % self.sequence_length:
@@ -192,9 +200,18 @@ def make_env(config: Config, seed: int, training: bool = True):
 
 
 def make_model(config: Config, env):
-    """The :class:`~plastic_rl.agents.ppo.PlasticPPO` of ``config`` on ``env``."""
+    """The :class:`~plastic_rl.agents.ppo.PlasticPPO` of ``config`` on ``env`` (or sb3-contrib's RecurrentPPO)."""
     from plastic_rl.agents.ppo import PlasticPPO
 
+    if config.algorithm == "recurrent-ppo":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO(
+            "MlpLstmPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+            learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda, clip_range=config.clip_range,
+            ent_coef=config.ent_coef, vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
+            policy_kwargs=dict(lstm_hidden_size=config.hidden_size), seed=config.seed, device=config.device, verbose=0,
+        )
     try:
         return PlasticPPO(
             POLICIES[config.policy], env, sequence_length=config.sequence_length, n_steps=config.n_steps,
@@ -253,13 +270,21 @@ def _env_record(config: Config) -> Dict[str, Any]:
 
 
 def checkpoint_payload(config: Config, model, env, iteration: int, wall_time: float) -> Dict[str, Any]:
-    """Everything a resume needs (plain tensors), plus what ``plastic-rl evaluate`` reads (policy, obs_norm, env)."""
+    """Everything a resume needs (plain tensors), plus what ``plastic-rl evaluate`` reads (policy, obs_norm, env).
+
+    :param config: the run's config.
+    :param model: the PlasticPPO (or RecurrentPPO) model.
+    :param env: its vector env.
+    :param iteration: rollouts done.
+    :param wall_time: seconds of training so far.
+    """
     policy = model.policy
     return {
         "iteration": iteration,
         "env_steps": int(model.num_timesteps),
         "wall_time": float(wall_time),
-        "policy": export_policy(policy.core),
+        # The plastic-core actor, which `plastic-rl evaluate` rebuilds (RecurrentPPO's policy is not a core policy).
+        **({"policy": export_policy(policy.core)} if hasattr(policy, "core") else {}),
         "obs_norm": obs_norm_record(env),
         "env": _env_record(config),
         "model": {
@@ -375,6 +400,11 @@ def write_curve(run_dir: Path, rows: List[Dict[str, str]], title: str) -> Path:
     return path
 
 
+def _actor(model) -> torch.nn.Module:
+    """The network that acts: PlasticPPO's core policy, or RecurrentPPO's whole policy."""
+    return getattr(model.policy, "core", model.policy)
+
+
 def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str, Any]:
     """Train (or continue) PlasticPPO as ``config`` says; write the run folder; return the summary.
 
@@ -397,8 +427,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
         bar = run.progress(config.total_timesteps, desc=f"ppo {config.policy}", unit="step")
         bar.n = model.num_timesteps
         recorder = RunRecorder(run, config, env, logger, bar, iteration, wall_offset)
-        print(f"PlasticPPO on {config.env_id}: {'plastic' if config.plastic else 'static'} {config.policy}, "
-              f"{count_parameters(model.policy.core)} actor parameters, steps {model.num_timesteps}→{config.total_timesteps}", flush=True)
+        print(f"{config.algorithm} on {config.env_id}: {'plastic' if config.plastic else 'static'} {config.policy}, "
+              f"{count_parameters(_actor(model))} actor parameters, steps {model.num_timesteps}→{config.total_timesteps}", flush=True)
         try:
             if remaining > 0:
                 model.learn(remaining, callback=recorder, reset_num_timesteps=not run.resumed)
@@ -425,8 +455,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
         "env_steps": int(model.num_timesteps),
         "final_reward": float(np.mean(tail)) if tail else float("nan"),
         "final_reward_window": len(tail),
-        "parameters": count_parameters(model.policy.core),
-        "state_storage_bytes": int(model.rollout_buffer.state_storage_bytes),
+        "algorithm": config.algorithm,
+        "parameters": count_parameters(_actor(model)),
+        "state_storage_bytes": int(getattr(model.rollout_buffer, "state_storage_bytes", 0)),
         "wall_time": wall_time,
         "curve_png": str(curve),
         "checkpoint": str(run.path / CHECKPOINT_FILE),

@@ -126,3 +126,31 @@ def test_unknown_env_is_one_sentence_and_writes_nothing_half_done(tmp_path):
     with pytest.raises(ConfigError, match="env_id"):
         ppo_train.train(replace(cartpole_config(), env_id="NoSuchEnv-v0"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_trains_resumes_with_a_new_total_and_refuses_foreign_flags(tmp_path, capsys):
+    from plastic_rl.agents.cli import main as cli_main
+
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump({"trainer": "ppo", "env_id": "CartPole-v1", "policy": "mlp", "plastic": False,
+                                           "hidden_sizes": [8], "total_timesteps": 32, **TINY}))
+    run_dir = tmp_path / "run"
+    assert cli_main(["train", "--config", str(config_file), "--run-dir", str(run_dir)]) == 0
+    assert cli_main(["train", "--resume", str(run_dir), "--total-timesteps", "96"]) == 0
+    assert [int(r["env_steps"]) for r in read_metrics(run_dir / "metrics.csv")] == [32, 64, 96]
+    assert cli_main(["train", "--config", str(config_file), "--iterations", "3", "--run-dir", str(tmp_path / "x")]) == 2
+    assert "--iterations does not apply to the 'ppo' trainer" in capsys.readouterr().err
+
+
+def test_presets_build_valid_configs():
+    from plastic_rl.agents.presets import PRESETS
+
+    for name in ("maze-ppo", "ant-ppo"):
+        data = dict(PRESETS[name])
+        assert data.pop("trainer") == "ppo"
+        config = config_from_dict(ppo_train.Config, data, source=name)
+        assert config.n_steps % config.sequence_length == 0 and config.batch_size % config.sequence_length == 0
+    for path in ("configs/maze_ppo.yaml", "configs/ant_ppo.yaml"):
+        data = yaml.safe_load(open(path))
+        assert data.pop("trainer") == "ppo"
+        config_from_dict(ppo_train.Config, data, source=path)
