@@ -49,7 +49,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "ant-ppo": {
         "trainer": "ppo", "env_id": "plastic_rl/AntLegFailure-v0", "env_kwargs": {"failed_legs": "random"},
         "episode_length": 500, "policy": "mlp", "hidden_sizes": [64, 64], "output_activation": "tanh",
-        "n_envs": 8, "n_steps": 256, "batch_size": 512, "sequence_length": 32, "n_epochs": 10,
+        "n_envs": 8, "n_steps": 256, "batch_size": 512, "sequence_length": 16, "n_epochs": 10,
         "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95, "total_timesteps": 1_000_000,
     },
 }
