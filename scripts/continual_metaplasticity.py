@@ -97,6 +97,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--method-config", default=None, help="a YAML file of method_config fields (e.g. hidden_size)")
     parser.add_argument("--out", default="results/continual")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: tabulate the runs already finished under OUT/runs (and list the unfinished)")
     args = parser.parse_args(argv)
     if args.steps_per_task < 1 or args.eval_episodes < 1:
         parser.error("--steps-per-task and --eval-episodes must be positive integers.")
@@ -122,7 +124,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "progress": sys.stderr.isatty(), "tensorboard": False,
                 **variant_settings(variant, meta, args.ewc_strength)}
         tic = time.perf_counter()
-        summary = run_one(base, out / "runs" / f"{name}-seed{seed}")
+        run_dir = out / "runs" / f"{name}-seed{seed}"
+        if args.report_only and not (run_dir / SUMMARY_FILE).is_file():
+            print(f"{name} seed {seed}: not finished", flush=True)
+            continue
+        summary = run_one(base, run_dir)
         # Recomputed from the run's figures, so runs finished under older definitions report the current ones.
         metrics = continual_metrics(summary["matrix"], summary["initial"], summary["stage_auc"],
                                     summary.get("reference_auc"), summary.get("reference_final"))
@@ -135,6 +141,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                      "wall_time": summary["wall_time"], "env_steps": summary["env_steps"]})
         print(f"{name} seed {seed}: average {metrics['average_performance']:.2f}, forgetting "
               f"{metrics['mean_forgetting']:.2f}  ({time.perf_counter() - tic:.0f} s this call)", flush=True)
+    if not rows:
+        print("no finished runs.")
+        return 0
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
