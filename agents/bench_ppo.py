@@ -8,8 +8,10 @@ the same ``n_steps`` / ``batch_size`` / ``n_epochs`` (sb3-contrib RecurrentPPO's
   against sb3-contrib ``RecurrentPPO("MlpLstmPolicy")`` with ``lstm_hidden_size=64`` (target: ≥ 2×);
 - PlasticPPO with the static MLP (64-64) against SB3 ``PPO("MlpPolicy")`` (target: ≥ 0.8×).
 
-Each figure is env steps over the wall time of one ``learn()`` call, after a
-warm-up ``learn()`` of one rollout (model construction and first-call costs excluded).
+Each figure is env steps over the wall time of ``learn()`` calls, after a warm-up
+``learn()`` of one rollout (model construction and first-call costs excluded); the
+models are timed in interleaved rounds so that load drift on a shared machine hits
+all of them alike.
 The rollout storage is the bytes of every array and tensor the buffer holds after a
 rollout and its minibatches, measured for the benchmark's settings and for a larger
 rollout (2,048 steps × 8 envs) where storing a plastic trace per step would not fit.
@@ -49,15 +51,33 @@ def _storage_after_minibatches(model) -> int:
     return buffer_bytes(model.rollout_buffer)
 
 
-def timed_learn(model, steps: int) -> Dict[str, Any]:
-    """Steps/s of ``model.learn(steps)`` after a one-rollout warm-up, and the rollout storage it used."""
-    torch.manual_seed(0)
-    model.learn(model.n_steps * model.n_envs)  # warm-up: first calls, lazy imports
-    t0 = time.perf_counter()
-    model.learn(steps, reset_num_timesteps=False)
-    seconds = time.perf_counter() - t0
-    return {"env_steps": steps, "seconds": round(seconds, 3), "steps_per_second": round(steps / seconds, 1),
-            "rollout_storage_bytes": _storage_after_minibatches(model)}
+def timed_rounds(models: Dict[str, Any], steps: int, rounds: int) -> Dict[str, Dict[str, Any]]:
+    """Steps/s of each model's ``learn()``, timed in interleaved rounds (A B C D A B C D ...).
+
+    On a shared machine the load drifts; interleaving gives every model the same mix of
+    quiet and busy moments, so the ratios are fairer than back-to-back runs. Each model
+    first learns one rollout untimed (first calls, lazy imports).
+
+    :param models: name -> model.
+    :param steps: env steps per model and round (a whole number of rollouts).
+    :param rounds: rounds.
+    """
+    for model in models.values():
+        torch.manual_seed(0)
+        model.learn(model.n_steps * model.n_envs)  # warm-up
+    seconds = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            model.learn(steps, reset_num_timesteps=False)
+            seconds[name].append(time.perf_counter() - t0)
+    return {
+        name: {"env_steps": steps * rounds, "seconds": round(sum(seconds[name]), 3),
+               "steps_per_second": round(steps * rounds / sum(seconds[name]), 1),
+               "steps_per_second_per_round": [round(steps / s, 1) for s in seconds[name]],
+               "rollout_storage_bytes": _storage_after_minibatches(model)}
+        for name, model in models.items()
+    }
 
 
 def make_models(env_id: str, seed: int = 0, sweep: bool = True) -> Dict[str, Any]:
@@ -121,15 +141,15 @@ def main(quick: bool = False, output: Optional[str] = None) -> Dict[str, Any]:
     :param output: also write the figures to this JSON file.
     """
     torch.set_num_threads(1)
-    env_id, steps = "Ant-v5", 256 if quick else 2048
-    setup = {"env": env_id, "n_envs": 1, **SETTINGS, "hidden": HIDDEN, "timed_steps": steps, "torch_threads": 1,
+    env_id, steps, rounds = "Ant-v5", 256 if quick else 512, 1 if quick else 4
+    setup = {"env": env_id, "n_envs": 1, **SETTINGS, "hidden": HIDDEN, "timed_steps_per_round": steps, "rounds": rounds, "torch_threads": 1,
              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average_at_start": os.getloadavg(), "quick": quick}
     print(f"PPO benchmark on {env_id}: n_steps {SETTINGS['n_steps']}, batch {SETTINGS['batch_size']}, "
-          f"{SETTINGS['n_epochs']} epochs, {steps} timed steps per model (load average {os.getloadavg()[0]:.1f})")
+          f"{SETTINGS['n_epochs']} epochs, {rounds} interleaved rounds of {steps} timed steps per model "
+          f"(load average {os.getloadavg()[0]:.1f})")
     results: Dict[str, Any] = {"setup": setup}
-    for name, build in make_models(env_id, sweep=not quick).items():
-        results[name] = timed_learn(build(), steps)
-        print(f"  {name:<14} {results[name]['steps_per_second']:>8,.1f} steps/s", flush=True)
+    models = {name: build() for name, build in make_models(env_id, sweep=not quick).items()}
+    results.update(timed_rounds(models, steps, rounds))
     results["large_rollout_storage"] = large_rollout_storage(env_id)
     setup["load_average_at_end"] = os.getloadavg()
     ratios = {
