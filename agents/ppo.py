@@ -73,6 +73,90 @@ __all__ = [
 ]
 
 
+# ------------------------------------------------------------------------------------------------ critics
+class CriticState(NamedTuple):
+    """State of :class:`RecurrentCritic`: batch-first; ``c`` is ``(batch, 0)`` for an RNN."""
+
+    h: Tensor
+    c: Tensor
+
+
+class RecurrentCritic(nn.Module):
+    """The separate critic of a recurrent policy: torch's (non-plastic) ``nn.LSTM`` / ``nn.RNN`` and a linear value head.
+
+    It learns only values, so it needs no plasticity; using torch's fused recurrent
+    layer lets :meth:`run` process a whole sequence in one call (split only where an
+    episode starts inside it), instead of one Python-level step per time step.
+
+    :param obs_size: input features.
+    :param hidden_size: recurrent units.
+    :param cell: ``"lstm"`` or ``"rnn"`` (tanh).
+    """
+
+    def __init__(self, obs_size: int, hidden_size: int, cell: str) -> None:
+        super().__init__()
+        self.cell, self.hidden_size = cell, hidden_size
+        self.rnn = nn.LSTM(obs_size, hidden_size) if cell == "lstm" else nn.RNN(obs_size, hidden_size, nonlinearity="tanh")
+        self.value_head = nn.Linear(hidden_size, 1)
+
+    def initial_state(self, batch_size: int) -> CriticState:
+        """Zero hidden (and cell) state for ``batch_size`` episodes."""
+        weight = self.value_head.weight
+        h = torch.zeros(batch_size, self.hidden_size, device=weight.device, dtype=weight.dtype)
+        return CriticState(h, h.clone() if self.cell == "lstm" else h[:, :0])
+
+    def _call(self, x: Tensor, state: CriticState) -> Tuple[Tensor, CriticState]:
+        if self.cell == "lstm":
+            out, (h, c) = self.rnn(x, (state.h.unsqueeze(0).contiguous(), state.c.unsqueeze(0).contiguous()))
+            return out, CriticState(h[0], c[0])
+        out, h = self.rnn(x, state.h.unsqueeze(0).contiguous())
+        return out, CriticState(h[0], state.c)
+
+    def forward(self, x: Tensor, state: CriticState) -> Tuple[Tensor, CriticState]:
+        """One step: ``(value (batch,), new_state)``."""
+        out, state = self._call(x.unsqueeze(0), state)
+        return self.value_head(out[0]).squeeze(-1), state
+
+    def run(self, x: Tensor, starts: Tensor, any_start: list, state: CriticState) -> Tensor:
+        """Values ``(L, B)`` of a time-first sequence ``x`` ``(L, B, F)``, zeroing rows where ``starts``."""
+        outputs, begin = [], 0
+        cuts = [t for t in range(1, len(any_start)) if any_start[t]] + [len(any_start)]
+        for end in cuts:
+            if any_start[begin]:
+                state = _zero_rows(state, starts[begin])
+            out, state = self._call(x[begin:end], state)
+            outputs.append(out)
+            begin = end
+        return self.value_head(torch.cat(outputs)).squeeze(-1)
+
+
+class FeedForwardCritic(nn.Module):
+    """The separate critic of an MLP policy: the core's non-plastic (stateless) MLP, its value head read out.
+
+    :param core: a non-plastic :class:`~plastic_rl.policies.MLPActorCritic` with a value head.
+    """
+
+    def __init__(self, core: nn.Module) -> None:
+        super().__init__()
+        self.core = core
+        self.value_head = core.value_head
+
+    def initial_state(self, batch_size: int):
+        """The core's (zero-width) state."""
+        return self.core.initial_state(batch_size)
+
+    def forward(self, x: Tensor, state) -> Tuple[Tensor, Any]:
+        """One step: ``(value (batch,), state)``."""
+        output, state = self.core(x, state)
+        return output.value, state
+
+    def run(self, x: Tensor, starts: Tensor, any_start: list, state) -> Tensor:
+        """Values ``(L, B)`` of a time-first sequence: stateless, so all steps in one batch."""
+        length, n = x.shape[:2]
+        output, _ = self.core(x.reshape(length * n, -1), self.core.initial_state(length * n))
+        return output.value.view(length, n)
+
+
 # ---------------------------------------------------------------------------------------------- 1. policies
 def _zero_rows(state, episode_starts: Tensor):
     """``state`` with the rows where ``episode_starts`` is 1 zeroed (``plastic_rl.state.reset_state`` with
@@ -152,7 +236,7 @@ class PlasticActorCriticPolicy(BasePolicy):
         #: the actor (the policy that is evaluated, exported and compared); with a separate critic it has no value head
         self.core = self._build_core(observation_space, action_space, plastic, match_parameters, core_kwargs, value_head=not separate)
         #: the separate critic (a non-plastic network of the actor's kind and configured size), or None
-        self.critic = self._build_core(observation_space, action_space, False, False, core_kwargs) if separate else None
+        self.critic = self._build_critic(observation_space, action_space, core_kwargs) if separate else None
         if ortho_init:
             self._init_heads()
         self._state_template = self.initial_state(1)
@@ -191,6 +275,14 @@ class PlasticActorCriticPolicy(BasePolicy):
             return cls.core_class(**kwargs, plastic=False)
         # The static twin: same architecture without plasticity, widened to the plastic one's parameter count.
         return cls.core_class.matching(cls.core_class(**kwargs, plastic=True), plastic=False)
+
+    @classmethod
+    def _build_critic(cls, observation_space, action_space, core_kwargs: Dict[str, Any]) -> nn.Module:
+        reference = cls._build_core(observation_space, action_space, False, False, core_kwargs)
+        if isinstance(reference, RecurrentActorCritic):
+            config = reference.config
+            return RecurrentCritic(config["obs_size"], config["hidden_size"], config["cell"])
+        return FeedForwardCritic(reference)
 
     def _action_layer(self) -> nn.Module:
         return self.core.action_head if isinstance(self.core, RecurrentActorCritic) else self.core.layers[-1]
@@ -254,8 +346,8 @@ class PlasticActorCriticPolicy(BasePolicy):
         if self.critic is None:
             return self.core(x, state)
         output, actor_state = self.core(x, state[0])
-        critic_output, critic_state = self.critic(x, state[1])
-        return PolicyOutput(output.action_params, critic_output.value), (actor_state, critic_state)
+        value, critic_state = self.critic(x, state[1])
+        return PolicyOutput(output.action_params, value), (actor_state, critic_state)
 
     def _step(self, obs: Tensor, state, episode_starts: Optional[Tensor]):
         if episode_starts is not None and bool(episode_starts.any()):
@@ -331,14 +423,17 @@ class PlasticActorCriticPolicy(BasePolicy):
         state = self.unflatten_state(batch.states)
         starts = batch.episode_starts
         any_start = starts.any(dim=1).tolist()  # one host sync instead of one per step
-        params, values = [], []
+        if self.critic is not None:  # the critic takes the whole sequence in one call
+            values = self.critic.run(x, starts, any_start, state[1]).reshape(-1)
+            state = state[0]
+        params, value_steps = [], []
         for t in range(length):
             if any_start[t]:
                 state = _zero_rows(state, starts[t])
-            output, state = self._networks(x[t], state)
+            output, state = self.core(x[t], state)
             params.append(output.action_params)
-            values.append(output.value)
-        return torch.cat(params), torch.cat(values)
+            value_steps.append(output.value)
+        return torch.cat(params), values if self.critic is not None else torch.cat(value_steps)
 
     def _predict(self, observation: Tensor, deterministic: bool = False) -> Tensor:
         # SB3's stateless entry point: a first step from the zero state.
