@@ -185,8 +185,9 @@ class PlasticActorCriticPolicy(BasePolicy):
     :param use_sde: must be False (no state-dependent exploration).
     :param plastic: False builds the static twin (no alpha, η or modulator).
     :param critic: ``"separate"`` (default): the value comes from a second, non-plastic network of the
-        same kind and size (SB3's ``MlpPolicy`` and sb3-contrib's ``MlpLstmPolicy`` also keep the critic
-        apart); ``"shared"``: the value head reads the actor's own features (Backpropamine's A2C), so
+        same kind and size (:class:`RecurrentCritic`, torch's LSTM/RNN, for recurrent policies;
+        :class:`FeedForwardCritic` for MLP policies), as SB3's ``MlpPolicy`` and sb3-contrib's
+        ``MlpLstmPolicy`` keep the critic apart; ``"shared"``: the value head reads the actor's own features (Backpropamine's A2C), so
         value-loss gradients flow back through the actor's recurrence and traces.
     :param match_parameters: with ``plastic=False``, widen the twin to the plastic network's parameter count.
     :param ortho_init: SB3's initialisation of the output heads (orthogonal, gain 0.01 for
@@ -200,8 +201,6 @@ class PlasticActorCriticPolicy(BasePolicy):
     #: the core class and the fixed arguments the named subclasses give it
     core_class: ClassVar[Type[nn.Module]] = RecurrentActorCritic
     core_defaults: ClassVar[Dict[str, Any]] = {}
-    #: the constructor argument ``matching()`` widens for the static twin
-    width_argument: ClassVar[str] = "hidden_size"
 
     def __init__(
         self,
@@ -433,7 +432,9 @@ class PlasticActorCriticPolicy(BasePolicy):
             output, state = self.core(x[t], state)
             params.append(output.action_params)
             value_steps.append(output.value)
-        return torch.cat(params), values if self.critic is not None else torch.cat(value_steps)
+        if self.critic is None:  # the shared value head, read at every step
+            values = torch.cat(value_steps)
+        return torch.cat(params), values
 
     def _predict(self, observation: Tensor, deterministic: bool = False) -> Tensor:
         # SB3's stateless entry point: a first step from the zero state.
@@ -486,7 +487,6 @@ class PlasticLstmPolicy(PlasticActorCriticPolicy):
 
     core_class = RecurrentActorCritic
     core_defaults = {"cell": "lstm"}
-    width_argument = "hidden_size"
 
 
 class PlasticRnnPolicy(PlasticActorCriticPolicy):
@@ -494,7 +494,6 @@ class PlasticRnnPolicy(PlasticActorCriticPolicy):
 
     core_class = RecurrentActorCritic
     core_defaults = {"cell": "rnn"}
-    width_argument = "hidden_size"
 
 
 class PlasticMlpPolicy(PlasticActorCriticPolicy):
@@ -502,7 +501,6 @@ class PlasticMlpPolicy(PlasticActorCriticPolicy):
 
     core_class = MLPActorCritic
     core_defaults = {}
-    width_argument = "width"
 
 
 # ------------------------------------------------------------------------------------------ 2. the buffer
