@@ -50,7 +50,8 @@ def test_plastic_lstm_learns_cartpole_without_velocities_and_a_static_mlp_cannot
         env.training = False
         mean, _ = evaluate_policy(model, env, n_eval_episodes=10, deterministic=True)
         results[name] = mean
-    # Measured: plastic LSTM 106-126 (seeds 0, 1), static MLP 40-45 (it cannot tell which way the pole moves).
+    # scripts/ppo_memory_task.py --seeds 0 1 (these settings): plastic LSTM 146.9 and 128.2, static MLP 38.0 and 41.1
+    # (it cannot tell which way the pole moves).
     assert results["plastic lstm"] >= 90, results
     assert results["static mlp"] < 60, results
     assert results["plastic lstm"] > 2 * results["static mlp"], results
