@@ -33,7 +33,8 @@ alpha set to 0, which shows whether a plastic network uses its traces.
 Every run is a run folder (``plastic_rl.runs.Run``) under ``OUT/runs``; running the
 script again resumes unfinished runs from their checkpoints and skips finished
 ones. The script writes ``OUT/spiking_plasticity.csv`` / ``.json``: per variant and
-noise level, the median and IQR over seeds, parameters, wall time.
+noise level, the median and IQR over seeds, parameters, wall time, for every
+finished run in ``OUT`` at the given ``--iterations`` (also those of earlier invocations).
 
 Example (the README's table)::
 
@@ -320,6 +321,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as err:
         print(f"spiking_plasticity.py: error: {err}", file=sys.stderr)
         return 2
+    # The table covers every finished run in OUT at this budget, also those of earlier invocations
+    # (e.g. more rules trained at one noise level only).
+    finished = {(s["variant"], s["noise"], s["seed"]) for s in summaries}
+    for path in sorted((out / "runs").glob("*/summary.json")):
+        other = json.loads(path.read_text())
+        if other.get("iterations") == args.iterations and (other["variant"], other["noise"], other["seed"]) not in finished:
+            summaries.append(other)
     for row in summarize(out, summaries):
         print(f"{row['variant']:20s} noise {row['noise']:g}: median {row['median']:.2f} "
               f"[{row['q25']:.2f}, {row['q75']:.2f}] over seeds {row['seeds']}")
