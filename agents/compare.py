@@ -221,6 +221,10 @@ def _train_es(spec: Spec, config, run_dir: Path, resume: bool) -> Dict[str, Any]
     """ES to the budget: generations are estimated from full-length episodes, then added until the budget is spent."""
     from plastic_rl.agents import es
 
+    if resume and (run_dir / CONFIG_FILE).is_file():  # never ask a resumed run for fewer generations than it has
+        from plastic_rl.config import load_yaml
+
+        config = replace(config, generations=max(config.generations, int(load_yaml(run_dir / CONFIG_FILE).get("generations", 0))))
     while True:
         summary = es.train(config, run_dir, resume=resume)
         resume = True
