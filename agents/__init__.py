@@ -6,7 +6,7 @@ other trainers) do not load stable-baselines3.
 
 
 def __getattr__(name: str):
-    if name in ("PlasticPPO", "PlasticLstmPolicy", "PlasticRnnPolicy", "PlasticMlpPolicy"):
+    if name in ("PlasticPPO", "PlasticLstmPolicy", "PlasticRnnPolicy", "PlasticSpikingPolicy", "PlasticMlpPolicy"):
         from plastic_rl.agents import ppo
 
         return getattr(ppo, name)

@@ -68,7 +68,7 @@ CRITICS = ("separate", "shared")
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 __all__ = [
-    "PlasticActorCriticPolicy", "PlasticLstmPolicy", "PlasticRnnPolicy", "PlasticMlpPolicy",
+    "PlasticActorCriticPolicy", "PlasticLstmPolicy", "PlasticRnnPolicy", "PlasticSpikingPolicy", "PlasticMlpPolicy",
     "SequenceBatch", "SequenceRolloutSamples", "SequenceRolloutBuffer", "PlasticPPO",
 ]
 
@@ -496,6 +496,15 @@ class PlasticRnnPolicy(PlasticActorCriticPolicy):
     core_defaults = {"cell": "rnn"}
 
 
+class PlasticSpikingPolicy(PlasticActorCriticPolicy):
+    """Plastic LIF neurons (the core's :class:`~plastic_rl.spiking.LeakyReadoutSpikingCell`, SpikePropamine):
+    binary spikes forward, surrogate gradient backward; the heads read a non-spiking leaky readout.
+    The separate critic (the default) is a tanh ``nn.RNN``."""
+
+    core_class = RecurrentActorCritic
+    core_defaults = {"cell": "spiking"}
+
+
 class PlasticMlpPolicy(PlasticActorCriticPolicy):
     """A stack of plastic linear layers (the quadruped network); with ``plastic=False`` a plain, stateless MLP."""
 
@@ -619,6 +628,7 @@ class PlasticPPO(PPO):
     policy_aliases: ClassVar[Dict[str, Type[BasePolicy]]] = {
         "PlasticLstmPolicy": PlasticLstmPolicy,
         "PlasticRnnPolicy": PlasticRnnPolicy,
+        "PlasticSpikingPolicy": PlasticSpikingPolicy,
         "PlasticMlpPolicy": PlasticMlpPolicy,
     }
     policy: PlasticActorCriticPolicy

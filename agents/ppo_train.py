@@ -37,7 +37,7 @@ from plastic_rl.runs import CHECKPOINT_FILE, METRICS_FILE, Run, plot_curves, rea
 __all__ = ["Config", "make_env", "make_model", "RunRecorder", "train", "RESUMABLE_FIELDS", "POLICIES"]
 
 #: Config.policy -> PlasticPPO policy name
-POLICIES = {"lstm": "PlasticLstmPolicy", "rnn": "PlasticRnnPolicy", "mlp": "PlasticMlpPolicy"}
+POLICIES = {"lstm": "PlasticLstmPolicy", "rnn": "PlasticRnnPolicy", "spiking": "PlasticSpikingPolicy", "mlp": "PlasticMlpPolicy"}
 ALGORITHMS = ("plastic-ppo", "recurrent-ppo")
 CURVE_FILE = "learning_curve.png"
 MODEL_FILE = "model.zip"
@@ -70,7 +70,7 @@ class Config:
     algorithm: str = "plastic-ppo"
 
     # --- policy (the core's names)
-    policy: str = "lstm"  #: "lstm" (PlasticLstmPolicy), "rnn" (PlasticRnnPolicy) or "mlp" (PlasticMlpPolicy)
+    policy: str = "lstm"  #: "lstm" (PlasticLstmPolicy), "rnn" (PlasticRnnPolicy), "spiking" (PlasticSpikingPolicy) or "mlp" (PlasticMlpPolicy)
     hidden_size: int = 64  #: lstm/rnn: units of the cell
     hidden_sizes: Tuple[int, ...] = (64, 64)  #: mlp: hidden layer sizes
     output_activation: str = "identity"  #: mlp: activation of the action layer ("tanh" keeps the Gaussian mean in [-1, 1], as ES's policies)

@@ -112,7 +112,7 @@ def test_evaluate_reads_a_quadruped_ppo_run(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(policy="gru"), "'policy' must be one of lstm, rnn, mlp"),
+    (dict(policy="gru"), "'policy' must be one of lstm, rnn, spiking, mlp"),
     (dict(n_steps=20), "'n_steps' \\(20\\) must be a multiple of 'sequence_length'"),
     (dict(critic="twin"), "'critic' must be one of separate, shared"),
     (dict(gamma=1.5), "'gamma' must be in \\[0, 1\\]"),

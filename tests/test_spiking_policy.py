@@ -107,3 +107,32 @@ def test_population_policy_equals_evotorch_vmapped_policy(modulation, rule):
             reference.reset(done)
             batched.reset(done)
     assert got.abs().sum() > 0
+
+
+def test_plastic_ppo_runs_the_spiking_policy(tmp_path):
+    """PlasticPPO: the update re-runs sequences and recomputes exactly what the rollout saw; learn, save, load."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from plastic_rl.agents import PlasticPPO
+    from plastic_rl.agents.ppo_train import Config as PPOConfig
+
+    assert PPOConfig(policy="spiking").policy == "spiking"
+    env = make_vec_env("CartPole-v1", n_envs=3, seed=0)
+    model = PlasticPPO("PlasticSpikingPolicy", env, policy_kwargs=dict(hidden_size=8, ortho_init=False), seed=1,
+                       n_steps=16, batch_size=24, sequence_length=8, n_epochs=2)
+    assert model.policy.core.config["cell"] == "spiking" and model.policy.core.cell.plasticity is not None
+    with torch.no_grad():
+        model.policy.core.action_head.weight.mul_(20)  # far from uniform, so a misaligned action would show
+    _, callback = model._setup_learn(model.n_steps * model.n_envs, None)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    for batch in model.rollout_buffer.get(model.batch_size):
+        with torch.no_grad():
+            _, log_prob, _ = model.policy.evaluate_actions(batch.observations, batch.actions.long().flatten())
+        torch.testing.assert_close(log_prob, batch.old_log_prob, rtol=0, atol=1e-5)
+    model.learn(48)
+    model.save(tmp_path / "model.zip")
+    loaded = PlasticPPO.load(tmp_path / "model.zip")
+    obs = env.reset()
+    a, state_a = model.predict(obs, deterministic=True)
+    b, state_b = loaded.predict(obs, deterministic=True)
+    assert (a == b).all() and (state_a == state_b).all()
