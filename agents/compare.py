@@ -358,14 +358,15 @@ def table(rows: Dict[str, Dict[str, Any]], quadruped: bool) -> str:
     """The terminal table: one line per method (median [IQR] over seeds)."""
     header = f"{'method':<12} {'seeds':>5} {'env steps':>10} {'wall s':>8} {'final return':>24}"
     if quadruped:
-        header += f" {'intact return':>24} {'leg failed: return':>24} {'fwd vel kept (mid-episode)':>28}"
+        header += (f" {'intact return':>24} {'intact fwd vel':>20} {'leg failed: fwd vel':>20}"
+                   f" {'fwd vel kept (mid-episode)':>27}")
     lines = [header, "-" * len(header)]
     for label, row in rows.items():
         line = (f"{label:<12} {row['seeds']:>5} {row['env_steps']['median']:>10.0f} {row['wall_time']['median']:>8.0f} "
                 f"{_fmt(row['final_return']):>24}")
         if quadruped:
-            line += (f" {_fmt(row['intact_return']):>24} {_fmt(row['failed_return']):>24} "
-                     f"{_fmt(row['velocity_retention'], 2):>28}")
+            line += (f" {_fmt(row['intact_return']):>24} {_fmt(row['intact_velocity'], 2):>20} "
+                     f"{_fmt(row['failed_velocity'], 2):>20} {_fmt(row['velocity_retention'], 2):>27}")
         lines.append(line)
     return "\n".join(lines)
 
@@ -397,7 +398,7 @@ def compare(spec: Spec) -> Dict[str, Any]:
     for method, plastic in variants(spec):
         label = method if plastic else f"{method}-static"
         variant = "plastic" if plastic and method != "rppo" else ("lstm" if method == "rppo" else "static")
-        per_seed = {"final": [], "steps": [], "wall": [], "intact": [], "failed": [], "kept": []}
+        per_seed = {"final": [], "steps": [], "wall": [], "intact": [], "failed": [], "kept": [], "v_intact": [], "v_failed": []}
         curves[label] = []
         for seed in spec.seeds:
             run_dir = runs_dir / run_name(method, seed, plastic)
@@ -415,12 +416,15 @@ def compare(spec: Spec) -> Dict[str, Any]:
                 per_seed["intact"].append(result["intact_return"])
                 per_seed["failed"].append(result["failed_return"])
                 per_seed["kept"].append(result["mid_episode_velocity_retention"])
+                per_seed["v_intact"].append(result["intact_velocity"])
+                per_seed["v_failed"].append(result["failed_velocity"])
         rows[label] = {
             "seeds": len(spec.seeds), "measure": MEASURES[method],
             "env_steps": _median_iqr(per_seed["steps"]), "wall_time": _median_iqr(per_seed["wall"]),
             "final_return": _median_iqr(per_seed["final"]),
             "intact_return": _median_iqr(per_seed["intact"]), "failed_return": _median_iqr(per_seed["failed"]),
             "velocity_retention": _median_iqr(per_seed["kept"]),
+            "intact_velocity": _median_iqr(per_seed["v_intact"]), "failed_velocity": _median_iqr(per_seed["v_failed"]),
         }
 
     atomic_write_text(out / CSV_FILE, "\n".join(csv_lines) + "\n")

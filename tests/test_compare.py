@@ -39,7 +39,7 @@ def test_compare_on_the_quadruped_writes_csv_png_and_limb_failure_json(tmp_path,
     assert set(limb["runs"]["ppo"]["0"]["conditions"]) >= {"intact", "front_left", "front_left@10"}
     assert result["rows"]["es"]["intact_return"]["n"] == 2
     table = capsys.readouterr().out
-    assert "es-static" in table and "fwd vel kept" in table
+    assert "es-static" in table and "fwd vel kept" in table and "leg failed: fwd vel" in table
     # The static twins have (close to) the plastic networks' parameter count and no plasticity.
     for method, key in (("es", "center_policy"), ("ppo", "policy")):
         plastic = load_policy(load_checkpoint(out / "runs" / run_name(method, 0, True) / CHECKPOINT_FILE)[key])
