@@ -113,9 +113,21 @@ class RecurrentCritic(nn.Module):
         return out, CriticState(h[0], state.c)
 
     def forward(self, x: Tensor, state: CriticState) -> Tuple[Tensor, CriticState]:
-        """One step: ``(value (batch,), new_state)``."""
-        out, state = self._call(x.unsqueeze(0), state)
-        return self.value_head(out[0]).squeeze(-1), state
+        """One step: ``(value (batch,), new_state)``.
+
+        The cell function on the layer's own weights (``torch.lstm_cell`` / ``torch.rnn_tanh_cell``, what
+        ``nn.LSTMCell`` / ``nn.RNNCell`` call): for one step it costs a fraction of ``nn.LSTM``'s
+        sequence machinery, and a rollout calls it once per env step.
+        """
+        rnn = self.rnn
+        weights = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+        if self.cell == "lstm":
+            h, c = torch.lstm_cell(x, (state.h, state.c), *weights)
+            state = CriticState(h, c)
+        else:
+            h = torch.rnn_tanh_cell(x, state.h, *weights)
+            state = CriticState(h, state.c)
+        return self.value_head(h).squeeze(-1), state
 
     def run(self, x: Tensor, starts: Tensor, any_start: list, state: CriticState) -> Tensor:
         """Values ``(L, B)`` of a time-first sequence ``x`` ``(L, B, F)``, zeroing rows where ``starts``."""
@@ -425,6 +437,9 @@ class PlasticActorCriticPolicy(BasePolicy):
         if self.critic is not None:  # the critic takes the whole sequence in one call
             values = self.critic.run(x, starts, any_start, state[1]).reshape(-1)
             state = state[0]
+        if isinstance(self.core, RecurrentActorCritic):  # input projection and heads batched over the sequence
+            output, _ = self.core.run_sequence(x, state, starts)
+            return output.action_params, values if self.critic is not None else output.value
         params, value_steps = [], []
         for t in range(length):
             if any_start[t]:

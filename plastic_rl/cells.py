@@ -169,11 +169,21 @@ class PlasticRNNCell(_StatefulModule):
         device, dtype = self._device_dtype()
         return RNNState(torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype), *self._traces(batch_size))
 
-    def forward(self, x: Tensor, state: Optional[RNNState] = None):
-        """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode."""
+    def project_input(self, x: Tensor) -> Tensor:
+        """``W_in x + b`` for inputs of any leading shape (e.g. a whole ``(L, B, F)`` sequence in one matmul)."""
+        return linear(x, self._weight(self.weight_ih), self.bias)
+
+    def forward(self, x: Tensor, state: Optional[RNNState] = None, projected_input: Optional[Tensor] = None):
+        """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode.
+
+        :param projected_input: ``project_input(x)`` if already computed (the sequence runner of
+            :class:`~plastic_rl.policies.RecurrentActorCritic` projects a whole sequence at once).
+        """
         state = self._prepare(x, state, "PlasticRNNCell")
         h_prev = state.h
-        pre_activation = linear(x, self._weight(self.weight_ih), self.bias) + linear(h_prev, self._weight(self.weight_hh))
+        if projected_input is None:
+            projected_input = self.project_input(x)
+        pre_activation = projected_input + linear(h_prev, self._weight(self.weight_hh))
         if self.plasticity is None:
             h = torch.tanh(pre_activation)
             return h, state._replace(h=h)
@@ -227,11 +237,21 @@ class PlasticLSTMCell(_StatefulModule):
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
         return LSTMState(zeros, zeros.clone(), *self._traces(batch_size))
 
-    def forward(self, x: Tensor, state: Optional[LSTMState] = None):
-        """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode."""
+    def project_input(self, x: Tensor) -> Tensor:
+        """``W_ih x + b_ih`` (all four gates) for inputs of any leading shape (e.g. a whole sequence in one matmul)."""
+        return linear(x, self._weight(self.weight_ih), self.bias_ih)
+
+    def forward(self, x: Tensor, state: Optional[LSTMState] = None, projected_input: Optional[Tensor] = None):
+        """One step. Returns ``(h_t, new_state)``; ``state=None`` starts a new episode.
+
+        :param projected_input: ``project_input(x)`` if already computed (the sequence runner of
+            :class:`~plastic_rl.policies.RecurrentActorCritic` projects a whole sequence at once).
+        """
         state = self._prepare(x, state, "PlasticLSTMCell")
         h_prev = state.h
-        gates = linear(x, self._weight(self.weight_ih), self.bias_ih) + linear(h_prev, self._weight(self.weight_hh), self.bias_hh)
+        if projected_input is None:
+            projected_input = self.project_input(x)
+        gates = projected_input + linear(h_prev, self._weight(self.weight_hh), self.bias_hh)
         i, f, g, o = gates.chunk(4, dim=1)
         traces = Traces(state.hebb, state.eligibility, state.theta)
         if self.plasticity is not None:

@@ -231,6 +231,34 @@ class RecurrentActorCritic(_ActorCriticBase):
         h, state = self.cell(obs, state)
         return PolicyOutput(linear(h, self.action_head.weight, self.action_head.bias), self._value(h)), state
 
+    def run_sequence(self, x: Tensor, state, starts: Optional[Tensor] = None) -> Tuple[PolicyOutput, Any]:
+        """Every step of a time-first sequence ``x`` ``(L, B, F)`` from ``state``: what ``L`` calls of
+        :meth:`forward` give, with the outputs stacked time-major (``(L * B, ...)``, row ``t * B + b``).
+
+        Only the recurrence runs step by step: the input projection (for the RNN and LSTM cells)
+        and the heads are applied to the whole sequence in one matmul each, which is what
+        makes re-running stored sequences (PlasticPPO's update) cheaper than ``L`` forwards.
+
+        :param x: inputs, time first.
+        :param state: the state entering step 0.
+        :param starts: ``(L, B)``, 1 where a new episode starts at that step (the state is zeroed before it).
+        :return: ``(PolicyOutput, state after the last step)``.
+        """
+        length, batch = x.shape[:2]
+        projected = self.cell.project_input(x) if hasattr(self.cell, "project_input") else None
+        restart = starts.any(dim=1).tolist() if starts is not None else [False] * length  # one host sync, not L
+        hidden = []
+        for t in range(length):
+            if restart[t]:
+                state = self.reset_state(state, starts[t])
+            if projected is None:
+                h, state = self.cell(x[t], state)
+            else:
+                h, state = self.cell(x[t], state, projected_input=projected[t])
+            hidden.append(h)
+        h = torch.cat(hidden)
+        return PolicyOutput(linear(h, self.action_head.weight, self.action_head.bias), self._value(h)), state
+
 
 class MLPActorCritic(_ActorCriticBase):
     """A stack of (plastic) linear layers with a policy output and an optional value head.

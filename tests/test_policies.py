@@ -122,3 +122,25 @@ def test_export_load_round_trip_through_weights_only_torch_load(kind, tmp_path):
     assert torch.equal(out_a.action_params, out_b.action_params)
     with pytest.raises(ValueError, match="state_dict"):
         load_policy({"kind": kind, "config": config})
+
+
+@pytest.mark.parametrize("cell,binary", [("rnn", False), ("lstm", False), ("lstm", True), ("spiking", False)])
+def test_run_sequence_equals_step_by_step_forward_with_episode_starts(cell, binary):
+    torch.manual_seed(0)
+    policy = RecurrentActorCritic(obs_size=5, action_size=3, hidden_size=7, cell=cell, binary=binary)
+    length, rows = 6, 4
+    x = torch.randn(length, rows, 5)
+    starts = torch.zeros(length, rows)
+    starts[2, 1] = starts[4, 3] = 1.0
+    state = policy.initial_state(rows)
+    state = policy(torch.randn(rows, 5), state)[1]  # a non-zero state entering the sequence
+    params, values, stepped = [], [], state
+    for t in range(length):
+        stepped = policy.reset_state(stepped, starts[t])
+        output, stepped = policy(x[t], stepped)
+        params.append(output.action_params)
+        values.append(output.value)
+    output, final = policy.run_sequence(x, state, starts)
+    torch.testing.assert_close(output.action_params, torch.cat(params), rtol=0, atol=1e-6)
+    torch.testing.assert_close(output.value, torch.cat(values), rtol=0, atol=1e-6)
+    torch.testing.assert_close(flatten_state(final), flatten_state(stepped), rtol=0, atol=1e-6)
