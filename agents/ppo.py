@@ -177,6 +177,16 @@ def _zero_rows(state, episode_starts: Tensor):
     return state_ops.map_state(lambda t: t * keep.view(-1, *([1] * (t.dim() - 1))).to(t.dtype), state)
 
 
+#: Rules-only policies draw their weights per episode from a seed carried in the state; the seeds ride in the
+#: float32 flat state of the rollout buffer, which holds integers exactly below 2**24.
+_SEED_MODULUS = 2 ** 24
+
+
+def _next_episode_seeds(seeds: Tensor) -> Tensor:
+    """The seeds of the next episodes: one step of a full-period linear congruential generator modulo 2**24."""
+    return torch.remainder(seeds.to(torch.int64) * 1103515245 + 12345, _SEED_MODULUS).to(seeds.dtype)
+
+
 class SequenceBatch(NamedTuple):
     """Whole sequences for the update, time first: what :meth:`PlasticActorCriticPolicy.evaluate_actions` re-runs."""
 
@@ -242,6 +252,9 @@ class PlasticActorCriticPolicy(BasePolicy):
         if critic not in CRITICS:
             raise ValueError(f"critic must be one of {', '.join(CRITICS)}; got {critic!r}.")
         self.plastic, self.critic_kind, self.match_parameters, self.ortho_init = plastic, critic, match_parameters, ortho_init
+        #: rules-only (``random_weights=True``): the actor's weights are redrawn at every episode start, from a
+        #: per-env seed chain kept in the training state, so that the update replays exactly the rollout's weights
+        self.rules_only = bool(core_kwargs.get("random_weights", False))
         self.core_kwargs = dict(core_kwargs)
         separate = critic == "separate"
         #: the actor (the policy that is evaluated, exported and compared); with a separate critic it has no value head
@@ -289,7 +302,9 @@ class PlasticActorCriticPolicy(BasePolicy):
 
     @classmethod
     def _build_critic(cls, observation_space, action_space, core_kwargs: Dict[str, Any]) -> nn.Module:
-        reference = cls._build_core(observation_space, action_space, False, False, core_kwargs)
+        # The critic learns values only: a plain network, even for the rules-only actor.
+        critic_kwargs = {k: v for k, v in core_kwargs.items() if k != "random_weights"}
+        reference = cls._build_core(observation_space, action_space, False, False, critic_kwargs)
         if isinstance(reference, RecurrentActorCritic):
             config = reference.config
             return RecurrentCritic(config["obs_size"], config["hidden_size"], config["cell"])
@@ -303,6 +318,8 @@ class PlasticActorCriticPolicy(BasePolicy):
         value_head = (self.critic if self.critic is not None else self.core).value_head
         with torch.no_grad():
             for layer, gain in ((self._action_layer(), 0.01), (value_head, 1.0)):
+                if not hasattr(layer, "weight"):  # a rules-only action layer: its weights are drawn every episode
+                    continue
                 nn.init.orthogonal_(layer.weight, gain=gain)
                 if layer.bias is not None:
                     layer.bias.zero_()
@@ -330,14 +347,55 @@ class PlasticActorCriticPolicy(BasePolicy):
         return self.core.log_std
 
     def initial_state(self, batch_size: int):
-        """The zero state for ``batch_size`` episodes: the actor's, or ``(actor's, critic's)`` with a separate critic."""
-        if self.critic is None:
-            return self.core.initial_state(batch_size)
-        return self.core.initial_state(batch_size), self.critic.initial_state(batch_size)
+        """The state entering ``batch_size`` new episodes: the actor's, or ``(actor's, critic's)`` with a separate
+        critic; for a rules-only actor, ``(that, seeds)`` with the ``(batch,)`` episode seeds its weights come from."""
+        if not self.rules_only:
+            actor = self.core.initial_state(batch_size)
+            return actor if self.critic is None else (actor, self.critic.initial_state(batch_size))
+        device = next(self.core.parameters()).device
+        seeds = torch.randint(0, _SEED_MODULUS, (batch_size,), device=device).to(torch.float32)  # global RNG (seeded by SB3)
+        inner = self.initial_state_without_seeds(batch_size)
+        return self._start_episodes((inner, seeds), torch.ones(batch_size, device=device), advance=False)
+
+    def initial_state_without_seeds(self, batch_size: int):
+        """The zero state (actor, critic) without episode seeds (a rules-only actor's zero weights are redrawn by its forward)."""
+        actor = self.core.initial_state(batch_size)
+        return actor if self.critic is None else (actor, self.critic.initial_state(batch_size))
 
     def actor_state(self, state):
         """The actor's part of ``state`` (what the exported core policy would carry)."""
+        if self.rules_only:
+            state = state[0]
         return state if self.critic is None else state[0]
+
+    def _start_episodes(self, state, starts: Tensor, advance: bool = True):
+        """``state`` with new episodes started in the rows where ``starts`` is 1: zeroed, and for a rules-only
+        actor its weights drawn from the next seed of each row's chain (so a re-run draws the same weights).
+
+        :param state: the training state (see :meth:`initial_state`).
+        :param starts: ``(batch,)`` 0/1.
+        :param advance: move each starting row to the next seed first (False: draw from the current seeds).
+        """
+        if not self.rules_only:
+            return _zero_rows(state, starts)
+        inner, seeds = state
+        inner = _zero_rows(inner, starts)
+        if self.critic is None:
+            return self._draw_actor_rows(inner, seeds, starts, advance)
+        actor, seeds = self._draw_actor_rows(inner[0], seeds, starts, advance)
+        return (actor, inner[1]), seeds
+
+    def _draw_actor_rows(self, actor, seeds: Tensor, starts: Tensor, advance: bool = True):
+        """Rules-only: the actor state with fresh episodes (zero traces, weights drawn from each row's next seed)
+        in the rows where ``starts`` is 1; returns ``(actor, seeds)``."""
+        if advance:
+            seeds = torch.where(starts.bool(), _next_episode_seeds(seeds), seeds)
+        flat = state_ops.flatten_state(actor)
+        fresh = torch.zeros_like(flat)
+        for row in starts.nonzero().flatten().tolist():
+            generator = torch.Generator(device=seeds.device).manual_seed(int(seeds[row]))
+            fresh[row] = state_ops.flatten_state(self.core.initial_state(1, generator))[0]
+        return state_ops.unflatten_state(torch.where(starts.bool().view(-1, 1), fresh, flat), actor), seeds
 
     def flatten_state(self, state) -> Tensor:
         """``state`` as one ``(batch, state_size)`` tensor."""
@@ -354,6 +412,12 @@ class PlasticActorCriticPolicy(BasePolicy):
 
     def _networks(self, x: Tensor, state) -> Tuple[PolicyOutput, Any]:
         """One step of the actor (and the separate critic) on features ``x``."""
+        if self.rules_only:
+            output, inner = self._networks_without_seeds(x, state[0])
+            return output, (inner, state[1])
+        return self._networks_without_seeds(x, state)
+
+    def _networks_without_seeds(self, x: Tensor, state) -> Tuple[PolicyOutput, Any]:
         if self.critic is None:
             return self.core(x, state)
         output, actor_state = self.core(x, state[0])
@@ -362,7 +426,7 @@ class PlasticActorCriticPolicy(BasePolicy):
 
     def _step(self, obs: Tensor, state, episode_starts: Optional[Tensor]):
         if episode_starts is not None and bool(episode_starts.any()):
-            state = _zero_rows(state, episode_starts)
+            state = self._start_episodes(state, episode_starts)
         return self._networks(self._features(obs), state)
 
     def forward(self, obs: Tensor, state, episode_starts: Optional[Tensor] = None, deterministic: bool = False):
@@ -431,19 +495,24 @@ class PlasticActorCriticPolicy(BasePolicy):
     def _run_sequences(self, batch: SequenceBatch) -> Tuple[Tensor, Tensor]:
         length, n = batch.episode_starts.shape
         x = self._features(batch.observations.reshape(length * n, *batch.observations.shape[2:])).view(length, n, -1)
-        state = self.unflatten_state(batch.states)
+        state, seeds = self.unflatten_state(batch.states), None
+        if self.rules_only:
+            state, seeds = state
         starts = batch.episode_starts
         any_start = starts.any(dim=1).tolist()  # one host sync instead of one per step
         if self.critic is not None:  # the critic takes the whole sequence in one call
             values = self.critic.run(x, starts, any_start, state[1]).reshape(-1)
             state = state[0]
-        if isinstance(self.core, RecurrentActorCritic):  # input projection and heads batched over the sequence
+        if isinstance(self.core, RecurrentActorCritic) and seeds is None:  # input projection and heads batched
             output, _ = self.core.run_sequence(x, state, starts)
             return output.action_params, values if self.critic is not None else output.value
         params, value_steps = [], []
         for t in range(length):
             if any_start[t]:
-                state = _zero_rows(state, starts[t])
+                if seeds is None:
+                    state = _zero_rows(state, starts[t])
+                else:  # the very weights the rollout drew for the episode starting here
+                    state, seeds = self._draw_actor_rows(state, seeds, starts[t])
             output, state = self.core(x[t], state)
             params.append(output.action_params)
             value_steps.append(output.value)

@@ -80,6 +80,8 @@ class Config:
     clip: float = 1.0  #: Hebbian traces stay in [-clip, clip]
     critic: str = "separate"  #: "separate" (a non-plastic critic network) or "shared" (value head on the actor)
     log_std_init: float = 0.0  #: initial log std of Gaussian actions
+    random_weights: bool = False  #: rules-only (Najarro & Risi 2020): the actor's weights drawn at random every episode, only its plasticity learned (policy mlp or rnn, plastic)
+    binary: bool = False  #: binarized hidden layers: sign of real hidden weights, straight-through gradient (policy lstm, rnn or mlp)
 
     # --- PPO (stable-baselines3's names and defaults unless noted)
     total_timesteps: int = 1_000_000  #: env steps to train for, over all envs (on resume: the new total)
@@ -139,6 +141,12 @@ class Config:
                 raise ConfigError(f"config field 'n_steps' ({self.n_steps}) must be a multiple of 'sequence_length' ({self.sequence_length}).")
             if self.batch_size % self.sequence_length:
                 raise ConfigError(f"config field 'batch_size' ({self.batch_size}) must be a multiple of 'sequence_length' ({self.sequence_length}).")
+        if self.random_weights and (not self.plastic or self.policy not in ("mlp", "rnn") or self.algorithm != "plastic-ppo"):
+            raise ConfigError("config field 'random_weights' needs plastic: true, policy: mlp or rnn and algorithm: plastic-ppo; "
+                              f"got plastic={self.plastic!r}, policy={self.policy!r}, algorithm={self.algorithm!r}.")
+        if self.binary and (self.random_weights or self.policy == "spiking" or self.algorithm != "plastic-ppo"):
+            raise ConfigError("config field 'binary' needs policy lstm, rnn or mlp, random_weights: false and algorithm: plastic-ppo; "
+                              f"got policy={self.policy!r}, random_weights={self.random_weights!r}, algorithm={self.algorithm!r}.")
         if not isinstance(self.env_kwargs, dict):
             raise ConfigError(f"config field 'env_kwargs' must be a mapping of keyword: value; got {self.env_kwargs!r}.")
         if "max_episode_steps" in self.env_kwargs:
@@ -154,6 +162,7 @@ class Config:
             kwargs.update(hidden_sizes=list(self.hidden_sizes), output_activation=self.output_activation)
         else:
             kwargs.update(hidden_size=self.hidden_size)
+        kwargs.update({name: True for name in ("random_weights", "binary") if getattr(self, name)})
         return kwargs
 
 

@@ -253,3 +253,44 @@ def test_hand_written_distribution_equals_the_cores(env_id, policy):
         reference = policy.core.distribution(output)
         torch.testing.assert_close(policy._log_prob(output.action_params, actions), reference.log_prob(actions))
         torch.testing.assert_close(policy._entropy(output.action_params), reference.entropy())
+
+
+# ------------------------------------------------------------------------------ rules-only actors
+@pytest.mark.parametrize("policy,kwargs", [
+    ("PlasticMlpPolicy", dict(hidden_sizes=[8], random_weights=True, rule="abcd")),
+    ("PlasticRnnPolicy", dict(hidden_size=8, random_weights=True)),
+])
+def test_rules_only_update_replays_the_weights_each_episode_drew(policy, kwargs):
+    # Weights are redrawn at every episode start (inside sequences too); the update must see the same ones.
+    model = PlasticPPO(policy, cartpole(3), policy_kwargs=dict(ortho_init=False, **kwargs), seed=1,
+                       n_steps=32, batch_size=48, sequence_length=16, n_epochs=1)
+    with torch.no_grad():  # far from uniform, so other weights would show
+        for name, param in model.policy.core.named_parameters():
+            if "alpha" in name or name.startswith("action_head"):
+                param.mul_(20)
+    collected(model)
+    assert model.rollout_buffer.episode_starts[1:].any(), "the rollout should cross an episode start"
+    assert model.policy.critic is not None and not any("weight" in name for name, _ in model.policy.critic.named_buffers())
+    for batch in model.rollout_buffer.get(model.batch_size):
+        with torch.no_grad():
+            values, log_prob, _ = model.policy.evaluate_actions(batch.observations, batch.actions.long().flatten())
+        torch.testing.assert_close(log_prob, batch.old_log_prob, rtol=0, atol=1e-5)
+        torch.testing.assert_close(values, batch.old_values, rtol=0, atol=1e-5)
+    model.learn(64)  # and trains
+
+
+def test_rules_only_episodes_start_from_different_weights_that_the_seed_repeats():
+    def first_weights(seed):
+        model = PlasticPPO("PlasticRnnPolicy", cartpole(2), policy_kwargs=dict(hidden_size=6, random_weights=True), seed=seed, **TINY)
+        policy = model.policy
+        state = model._running_state(2)
+        again = policy._start_episodes(state, torch.tensor([1.0, 0.0]))
+        actor, actor_again = policy.actor_state(state), policy.actor_state(again)
+        return actor.weight_hh, actor_again.weight_hh
+    w, w_next = first_weights(0)
+    assert not torch.equal(w[0], w[1]), "two envs should start from different weights"
+    assert not torch.equal(w[0], w_next[0]), "a new episode should draw new weights"
+    torch.testing.assert_close(w[1], w_next[1], rtol=0, atol=0)  # the row that did not restart keeps its weights
+    w_same, w_next_same = first_weights(0)
+    assert torch.equal(w, w_same) and torch.equal(w_next, w_next_same)
+    assert not torch.equal(first_weights(1)[0], w)

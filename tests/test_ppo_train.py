@@ -116,6 +116,8 @@ def test_evaluate_reads_a_quadruped_ppo_run(tmp_path):
     (dict(n_steps=20), "'n_steps' \\(20\\) must be a multiple of 'sequence_length'"),
     (dict(critic="twin"), "'critic' must be one of separate, shared"),
     (dict(gamma=1.5), "'gamma' must be in \\[0, 1\\]"),
+    (dict(random_weights=True), "'random_weights' needs plastic: true, policy: mlp or rnn"),
+    (dict(binary=True, policy="spiking"), "'binary' needs policy lstm, rnn or mlp"),
 ])
 def test_config_errors_name_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -154,3 +156,12 @@ def test_presets_build_valid_configs():
         data = yaml.safe_load(open(path))
         assert data.pop("trainer") == "ppo"
         config_from_dict(ppo_train.Config, data, source=path)
+
+
+@pytest.mark.parametrize("overrides", [dict(policy="rnn", random_weights=True), dict(policy="mlp", hidden_sizes=(8,), random_weights=True),
+                                       dict(policy="lstm", binary=True)])
+def test_rules_only_and_binary_policies_train_and_export(tmp_path, overrides):
+    ppo_train.train(cartpole_config(**overrides), tmp_path / "run")
+    exported = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)["policy"]["config"]
+    for name in ("random_weights", "binary"):
+        assert exported[name] is overrides.get(name, False), name
