@@ -244,7 +244,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
 
     env_record = {"id": config.env_id, "kwargs": dict(config.env_kwargs), "episode_length": config.episode_length}
     logger = run.metrics(METRIC_FIELDS)
-    progress = run.progress(config.generations, desc="ES", unit="gen")
+    progress = run.progress(config.generations, desc="ES", unit="gen", log_lines=False)  # it prints its own line per generation
     start = time.perf_counter() - wall_offset
     print(
         f"ES {config.algorithm} on {config.env_id}: {'plastic' if config.plastic else 'static'} {config.policy}, "

@@ -50,6 +50,73 @@ RUN_FORMAT = "plastic-rl/run-v1"
 STANDARD_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, TENSORBOARD_DIR, RUN_FILE)
 
 
+
+class LineProgress:
+    """Progress for a log file: one plain line at most every ``interval`` seconds, and one at the end.
+
+    What :meth:`Run.progress` gives when stderr is not a terminal: tqdm's carriage-return redraws
+    would pile up in a log as one unreadable line. The interface is the part of tqdm's the
+    trainers use (``n``, ``update``, ``set_postfix``, ``set_postfix_str``, ``close``, ``disable``).
+
+    :param total: the last step.
+    :param desc: the line's prefix.
+    :param unit: the step's unit.
+    :param initial: the step it starts from (a resumed run's).
+    :param interval: seconds between lines.
+    :param file: where the lines go (stderr by default).
+    """
+
+    disable = False
+
+    def __init__(self, total: int, desc: str, unit: str, initial: int = 0, interval: float = 30.0, file=None) -> None:
+        self.total, self.desc, self.unit, self.interval = int(total), desc, unit, float(interval)
+        self._n = self._n0 = self._printed_n = int(initial)
+        self._file = file
+        self._postfix = ""
+        self._t0 = self._last = time.monotonic()
+
+    @property
+    def n(self) -> int:
+        """Steps counted so far."""
+        return self._n
+
+    @n.setter
+    def n(self, value: int) -> None:
+        # Setting the count (as tqdm allows) re-bases it: the rate counts only steps taken from here.
+        self._n = self._n0 = self._printed_n = int(value)
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more steps; write a line if ``interval`` has passed since the last one."""
+        self._n += n
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._write(now)
+
+    def set_postfix(self, ordered_dict=None, refresh: bool = True, **kwargs: Any) -> None:
+        """Figures appended to the next line (``name=value``)."""
+        items = {**(ordered_dict or {}), **kwargs}
+        self._postfix = ", ".join(f"{k}={v}" for k, v in items.items())
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        """Text appended to the next line."""
+        self._postfix = s
+
+    def close(self) -> None:
+        """Write the last line, unless the last step was already reported."""
+        if self.n != self._printed_n:
+            self._write(time.monotonic())
+
+    def _write(self, now: float) -> None:
+        seconds = max(now - self._t0, 1e-9)
+        rate = (self.n - self._n0) / seconds
+        left = (self.total - self.n) / rate if rate > 0 else float("inf")
+        eta = f"{left / 60:.1f} min left" if math.isfinite(left) else "time left unknown"
+        line = (f"{self.desc}: {self.n}/{self.total} {self.unit} ({100.0 * self.n / max(self.total, 1):.0f}%), "
+                f"{rate:.3g} {self.unit}/s, {eta}" + (f", {self._postfix}" if self._postfix else ""))
+        print(line, file=self._file if self._file is not None else sys.stderr, flush=True)
+        self._last, self._printed_n = now, self.n
+
+
 class RunDirError(ValueError):
     """A run folder is missing, incomplete, or does not match what was asked."""
 
@@ -340,10 +407,20 @@ class Run:
         return MetricsLogger(self.path, fieldnames, resume_step=self.start_step if self.resumed else None,
                              tensorboard=self._tensorboard)
 
-    def progress(self, total: int, desc: str, unit: str):
-        """A tqdm bar on stderr from the resumed step to ``total``; disabled when progress is off or stderr is no terminal."""
+    def progress(self, total: int, desc: str, unit: str, log_lines: bool = True):
+        """Progress on stderr from the resumed step to ``total``: a tqdm bar on a terminal; where stderr is a
+        file or pipe (a background run, a batch job), a :class:`LineProgress` that writes a plain line every
+        30 s; nothing when the config's ``progress`` is off.
+
+        :param total: the last step.
+        :param desc: what runs (the line's prefix).
+        :param unit: the step's unit.
+        :param log_lines: False: no plain lines off a terminal (the trainer prints its own line per step).
+        """
         from tqdm import tqdm
 
+        if self._progress and not sys.stderr.isatty() and log_lines:
+            return LineProgress(total, desc, unit, initial=self.start_step)
         return tqdm(total=total, initial=self.start_step, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
                     disable=not (self._progress and sys.stderr.isatty()))
 

@@ -239,3 +239,35 @@ def test_ppo_same_seed_same_metrics(tmp_path):
     assert a == b and len(a) == 3
     ppo_train.train(ppo_train.Config(**{**fields, "seed": 6}), tmp_path / "c")
     assert without_timing(read_metrics(tmp_path / "c" / "metrics.csv")) != a
+
+
+# ---------------------------------------------------------------------------------- progress in a log file
+def test_line_progress_writes_plain_lines_with_rate_eta_and_postfix():
+    import io
+
+    from plastic_rl.runs import LineProgress
+
+    out = io.StringIO()
+    bar = LineProgress(100, "maze a2c", "it", initial=20, interval=0.0, file=out)
+    bar.update(30)
+    bar.set_postfix(ret="12.5")
+    bar.update(10)
+    bar.close()  # the last step was already written: no repeat
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in out.getvalue()
+    assert lines[0].startswith("maze a2c: 50/100 it (50%)") and "min left" in lines[0]
+    assert lines[1].startswith("maze a2c: 60/100 it (60%)") and lines[1].endswith("ret=12.5")
+    quiet = LineProgress(10, "ppo", "step", interval=3600.0, file=out)
+    quiet.update(5)
+    assert len(out.getvalue().splitlines()) == 2  # within the interval: nothing
+    quiet.close()
+    assert out.getvalue().splitlines()[-1].startswith("ppo: 5/10 step (50%)")
+
+
+def test_a2c_off_a_terminal_reports_progress_in_lines(tmp_path, capsys):
+    from plastic_rl.agents import a2c
+
+    config = a2c.Config(iterations=2, batch_size=2, episode_length=5, maze_size=5, hidden_size=4, checkpoint_every=1)
+    a2c.train(config, tmp_path / "run")
+    err = capsys.readouterr().err  # pytest's capture is not a terminal
+    assert "maze a2c: 2/2 it (100%)" in err
