@@ -148,8 +148,8 @@ def ppo_config(spec: Spec, seed: int, plastic: bool, recurrent_ppo: bool = False
         data.update(policy="mlp", hidden_sizes=(64, 64), output_activation="tanh")
     else:
         data.update(policy=kind, hidden_size=100 if spec.maze else 64)
-    if recurrent_ppo:  # the sb3-contrib anchor: its own LSTM policy, SB3's default minibatch
-        data.update(algorithm="recurrent-ppo", policy="lstm", plastic=True, batch_size=128)
+    if recurrent_ppo:  # the sb3-contrib anchor: its own LSTM policy, SB3's default minibatch and learning rate
+        data.update(algorithm="recurrent-ppo", policy="lstm", plastic=True, batch_size=128, learning_rate=3e-4)
     data.update(spec.overrides.get("rppo" if recurrent_ppo else "ppo", {}))
     return Config(**data)
 
