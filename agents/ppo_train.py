@@ -436,7 +436,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
         bar = run.progress(config.total_timesteps, desc=f"ppo {config.policy}", unit="step")
         bar.n = model.num_timesteps
         recorder = RunRecorder(run, config, env, logger, bar, iteration, wall_offset)
-        print(f"{config.algorithm} on {config.env_id}: {'plastic' if config.plastic else 'static'} {config.policy}, "
+        kind = "sb3-contrib MlpLstmPolicy" if config.algorithm == "recurrent-ppo" else f"{'plastic' if config.plastic else 'static'} {config.policy}"
+        print(f"{config.algorithm} on {config.env_id}: {kind}, "
               f"{count_parameters(_actor(model))} actor parameters, steps {model.num_timesteps}→{config.total_timesteps}", flush=True)
         try:
             if remaining > 0:
