@@ -349,18 +349,13 @@ class PlasticActorCriticPolicy(BasePolicy):
     def initial_state(self, batch_size: int):
         """The state entering ``batch_size`` new episodes: the actor's, or ``(actor's, critic's)`` with a separate
         critic; for a rules-only actor, ``(that, seeds)`` with the ``(batch,)`` episode seeds its weights come from."""
+        actor = self.core.initial_state(batch_size)
+        inner = actor if self.critic is None else (actor, self.critic.initial_state(batch_size))
         if not self.rules_only:
-            actor = self.core.initial_state(batch_size)
-            return actor if self.critic is None else (actor, self.critic.initial_state(batch_size))
+            return inner
         device = next(self.core.parameters()).device
         seeds = torch.randint(0, _SEED_MODULUS, (batch_size,), device=device).to(torch.float32)  # global RNG (seeded by SB3)
-        inner = self.initial_state_without_seeds(batch_size)
         return self._start_episodes((inner, seeds), torch.ones(batch_size, device=device), advance=False)
-
-    def initial_state_without_seeds(self, batch_size: int):
-        """The zero state (actor, critic) without episode seeds (a rules-only actor's zero weights are redrawn by its forward)."""
-        actor = self.core.initial_state(batch_size)
-        return actor if self.critic is None else (actor, self.critic.initial_state(batch_size))
 
     def actor_state(self, state):
         """The actor's part of ``state`` (what the exported core policy would carry)."""

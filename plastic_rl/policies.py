@@ -235,8 +235,9 @@ class RecurrentActorCritic(_ActorCriticBase):
         """Every step of a time-first sequence ``x`` ``(L, B, F)`` from ``state``: what ``L`` calls of
         :meth:`forward` give, with the outputs stacked time-major (``(L * B, ...)``, row ``t * B + b``).
 
-        Only the recurrence runs step by step: the input projection (for the RNN and LSTM cells)
-        and the heads are applied to the whole sequence in one matmul each, which is what
+        Only the recurrence runs step by step: the input projection (for cells with a
+        ``project_input``: the RNN and LSTM cells with fixed weights) and the heads are applied to
+        the whole sequence in one matmul each, which is what
         makes re-running stored sequences (PlasticPPO's update) cheaper than ``L`` forwards.
 
         :param x: inputs, time first.
@@ -245,7 +246,8 @@ class RecurrentActorCritic(_ActorCriticBase):
         :return: ``(PolicyOutput, state after the last step)``.
         """
         length, batch = x.shape[:2]
-        projected = self.cell.project_input(x) if hasattr(self.cell, "project_input") else None
+        project = getattr(self.cell, "project_input", None)
+        projected = project(x) if project is not None else None
         restart = starts.any(dim=1).tolist() if starts is not None else [False] * length  # one host sync, not L
         hidden = []
         for t in range(length):

@@ -162,6 +162,9 @@ class RandomWeightRNNCell(PlasticRNNCell):
         super().__init__(input_size, hidden_size, plastic=True, plasticity=plasticity, **fields)
         del self.weight_ih, self.weight_hh, self.bias  # drawn per episode into the state instead
 
+    #: No input projection ahead of time: the input weights live in the state and change at every episode start.
+    project_input = None
+
     def initial_state(self, batch_size: int, generator: Optional[torch.Generator] = None) -> RandomRNNState:
         """Zero hidden units and traces, fresh random weights, for ``batch_size`` episodes.
 

@@ -50,7 +50,6 @@ RUN_FORMAT = "plastic-rl/run-v1"
 STANDARD_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, TENSORBOARD_DIR, RUN_FILE)
 
 
-
 class LineProgress:
     """Progress for a log file: one plain line at most every ``interval`` seconds, and one at the end.
 

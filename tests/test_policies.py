@@ -144,3 +144,24 @@ def test_run_sequence_equals_step_by_step_forward_with_episode_starts(cell, bina
     torch.testing.assert_close(output.action_params, torch.cat(params), rtol=0, atol=1e-6)
     torch.testing.assert_close(output.value, torch.cat(values), rtol=0, atol=1e-6)
     torch.testing.assert_close(flatten_state(final), flatten_state(stepped), rtol=0, atol=1e-6)
+
+
+def test_run_sequence_of_a_rules_only_policy_equals_step_by_step_forward():
+    # Its input weights live in the state (redrawn at episode starts), so nothing is projected ahead.
+    policy = RecurrentActorCritic(obs_size=5, action_size=3, hidden_size=7, random_weights=True)
+    length, rows = 5, 3
+    x, starts = torch.randn(length, rows, 5), torch.zeros(length, rows)
+    starts[2, 1] = 1.0
+    torch.manual_seed(1)
+    state = stepped = policy.initial_state(rows)
+    params = []
+    for t in range(length):
+        if starts[t].any():  # as run_sequence: a reset draws a whole batch of weights, so only where one is due
+            stepped = policy.reset_state(stepped, starts[t])
+        output, stepped = policy(x[t], stepped)
+        params.append(output.action_params)
+    torch.manual_seed(1)
+    policy.initial_state(rows)  # the same draws as above, in the same order
+    output, final = policy.run_sequence(x, state, starts)
+    torch.testing.assert_close(output.action_params, torch.cat(params), rtol=0, atol=1e-6)
+    torch.testing.assert_close(flatten_state(final), flatten_state(stepped), rtol=0, atol=1e-6)
