@@ -116,16 +116,23 @@ def bench_raw_step(steps: int) -> Dict[str, Any]:
     }
 
 
-def main(quick: bool = False, output: Optional[str] = None) -> Dict[str, Any]:
+def main(quick: bool = False, output: Optional[str] = None, popsize: Optional[int] = None,
+         episode_length: Optional[int] = None) -> Dict[str, Any]:
     """Run the ES benchmark, print a table and optionally write JSON.
 
     :param quick: short episodes, small population, one timed generation, no Ray (seconds, not minutes).
     :param output: also write the figures to this JSON file.
+    :param popsize: population size (default 20, or 8 with ``quick``). The per-step cost of the
+        forward and of EvoTorch's bookkeeping is shared by the whole population (one batched
+        forward per step), so larger populations get closer to the mj_step ceiling.
+    :param episode_length: steps per episode (default 1000, or 50 with ``quick``).
     """
     torch.set_num_threads(1)
     for name in ("evotorch", "evotorch.core"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    popsize, length, gens = (8, 50, 1) if quick else (20, 1000, 2)
+    default_popsize, default_length, gens = (8, 50, 1) if quick else (20, 1000, 2)
+    popsize = default_popsize if popsize is None else int(popsize)
+    length = default_length if episode_length is None else int(episode_length)
     setup = {"popsize": popsize, "episode_length": length, "timed_generations": gens, "algorithm": "pgpe",
              "policy": "MLP 64-64 tanh", "env": "plastic_rl/AntLegFailure-v0 (random leg failures)",
              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "quick": quick}

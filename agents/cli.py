@@ -158,7 +158,14 @@ def _maze_sizes(text: Optional[str]) -> Optional[List[int]]:
 
 def cmd_bench(args) -> int:
     module = importlib.import_module(f"plastic_rl.agents.bench_{args.target}")
-    module.main(quick=args.quick, output=args.output)
+    sizes = {name: getattr(args, name) for name in ("popsize", "episode_length") if getattr(args, name) is not None}
+    if sizes and args.target != "es":
+        flags = " and ".join("--" + name.replace("_", "-") for name in sizes)
+        raise UsageError(f"{flags} only apply to 'bench es'; got 'bench {args.target}'.")
+    for name, value in sizes.items():
+        if value < 2:
+            raise UsageError(f"--{name.replace('_', '-')} must be an integer >= 2; got {value}.")
+    module.main(quick=args.quick, output=args.output, **sizes)
     return 0
 
 
@@ -251,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="maze: env + A2C; es: ES throughput; core: spiking vs rate plastic cell; ppo: PlasticPPO vs RecurrentPPO/PPO")
     bench.add_argument("--quick", action="store_true", help="a short run (seconds) instead of the full benchmark")
     bench.add_argument("--output", default=None, help="also write the figures to this JSON file")
+    bench.add_argument("--popsize", type=int, default=None,
+                       help="bench es: population size (default 20; the Ray figure splits it over 2 actors)")
+    bench.add_argument("--episode-length", type=int, default=None, help="bench es: steps per episode (default 1000)")
     bench.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser("demo", help="train a plastic maze agent briefly and plot the learning curve")

@@ -207,6 +207,45 @@ def test_intact_env_reproduces_ant_v5() -> None:
     ant.close()
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"include_cfrc_ext_in_observation": False},
+     {"exclude_current_positions_from_observation": False, "contact_cost_weight": 1e-3, "healthy_z_range": (0.3, 0.9)}],
+    ids=["default", "no-cfrc", "positions-contact-cost"],
+)
+def test_step_is_ant_v5_step_bit_for_bit_over_whole_episodes(kwargs) -> None:
+    # AntLegFailureEnv computes Ant-v5's step itself (each quantity once): observation, reward,
+    # termination and every info entry must be what gymnasium's Ant-v5 returns, to the bit.
+    ours, ant = make(**kwargs), gym.make("Ant-v5", **kwargs)
+    rng = np.random.default_rng(3)
+    terminations = 0
+    for seed in (0, 1, 2):
+        assert np.array_equal(ours.reset(seed=seed)[0], ant.reset(seed=seed)[0])
+        for _ in range(400):
+            action = rng.uniform(-1, 1, size=8) * 3  # beyond the box too: Ant-v5 does not clip
+            a, b = ours.step(action), ant.step(action)
+            assert a[0].dtype == b[0].dtype and np.array_equal(a[0], b[0])
+            assert type(a[1]) is type(b[1]) and a[1] == b[1]
+            assert a[2] is b[2] or a[2] == b[2]
+            assert a[3] == b[3]
+            for key, value in b[4].items():
+                assert np.array_equal(a[4][key], value), key
+            if b[2] or b[3]:
+                terminations += int(b[2])
+                break
+    assert terminations >= 1 or "healthy_z_range" not in kwargs  # the narrow z range makes Ant fall: termination is checked
+    ours.close()
+    ant.close()
+
+
+def test_step_rejects_a_wrong_action_shape_as_ant_v5_does() -> None:
+    env = make()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="Action dimension mismatch"):
+        env.step(np.zeros(7))
+    env.close()
+
+
 def test_pickle_round_trip_keeps_settings() -> None:
     env = AntLegFailureEnv(failed_legs=["back_right"], failure_step=7, ctrl_cost_weight=0.2)
     copy = pickle.loads(pickle.dumps(env))
