@@ -161,7 +161,8 @@ class _PlasticMatVec(torch.autograd.Function):
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             outer = grad_y.unsqueeze(2) * pre.unsqueeze(1)
             if ctx.needs_input_grad[0]:
-                grad_alpha = (outer * hebb).sum(0)
+                # alpha is shared by the batch (out, in), or one per row (batch, out, in) as in the ES population
+                grad_alpha = (outer * hebb).sum_to_size(alpha.shape)
             if ctx.needs_input_grad[1]:
                 grad_hebb = outer * alpha
         if ctx.needs_input_grad[2]:
@@ -239,8 +240,11 @@ class _RetroactiveUpdate(torch.autograd.Function):
         # v_j = Σ_i grad_elig[j, i] pre_i ; w_i = Σ_j post_j grad_elig[j, i]
         v = torch.bmm(pre.unsqueeze(1), grad_elig.transpose(1, 2)).squeeze(1)
         w = torch.bmm(post.unsqueeze(1), grad_elig).squeeze(1)
-        grad_eta = (post * v).sum() - (grad_elig * eligibility).sum()
-        return grad_u, grad_e, grad_m, grad_eta.reshape(eta.shape), eta * v, eta * w, None
+        # η is a scalar shared by the batch, or one per row ((batch, 1, 1), see per_sample)
+        grad_eta_rows = (post * v).sum(1) - (grad_elig * eligibility).sum((1, 2))
+        grad_eta = grad_eta_rows.sum() if eta.dim() == 0 else grad_eta_rows.reshape(-1, 1, 1).sum_to_size(eta.shape)
+        eta_rows = eta if eta.dim() == 0 else eta.reshape(-1, 1)
+        return grad_u, grad_e, grad_m, grad_eta.reshape(eta.shape), eta_rows * v, eta_rows * w, None
 
 
 class Traces(NamedTuple):
