@@ -2,8 +2,8 @@
 
 EvoTorch has no public API for a searcher's full state (distribution, center
 optimizer, last population), for setting a ``RunningNorm``'s sums, for swapping a
-``VecGymNE``'s policy object, or for seeding its vector env per evaluation. plastic-rl
-needs all four for exact resume and a fast population forward, so they are done here
+``VecGymNE``'s policy object, or for seeding its vector env (in the main process and in
+Ray actors) per evaluation. plastic-rl needs all four for exact resume and a fast population forward, so they are done here
 and nowhere else; ``tests/test_evotorch_internals.py`` fails loudly, naming the
 attribute, when an EvoTorch release moves one of them.
 """
@@ -11,8 +11,10 @@ attribute, when an EvoTorch release moves one of them.
 from __future__ import annotations
 
 import random
+import zlib
 from typing import Any, Callable, Dict, Optional
 
+import numpy as np
 import torch
 from evotorch.neuroevolution import VecGymNE
 from torch import Tensor
@@ -27,7 +29,7 @@ PRIVATE_ATTRIBUTES = {
     "torch optimizer wrapper (Adam)": ("_optim",),
     "CMA-ES": ("m", "sigma", "C", "A", "p_c", "p_sigma", "last_ex", "_steps_count"),
     "RunningNorm": ("_sum", "_sum_of_squares", "_count"),
-    "VecGymNE": ("_policy", "_get_env", "_evaluate_subbatch"),
+    "VecGymNE": ("_policy", "_get_env", "_evaluate_subbatch", "_make_sync_data_for_actors", "_use_sync_data_from_main"),
 }
 
 
@@ -49,8 +51,31 @@ class PopulationVecGymNE(VecGymNE):
         super().__init__(*args, **kwargs)
         if policy_factory is not None:
             self._policy = policy_factory(self._policy.wrapped_module)
+        self._evaluation_seed: Optional[int] = None  # set in Ray actors before each evaluation
+
+    # With Ray actors, the main process sends a seed drawn from its (per-generation seeded)
+    # ``random`` with every evaluation; an actor seeds its generators from it and from the
+    # solutions it was handed, because Ray's ActorPool gives the population's pieces to
+    # whichever actor is idle first. Without this an actor's streams ran on from its start-up
+    # seed, so multi-actor runs were neither repeatable nor resumable bit for bit.
+    def _make_sync_data_for_actors(self) -> Any:
+        data = super()._make_sync_data_for_actors()
+        data = {} if data is None or data is NotImplemented else dict(data)
+        data["evaluation_seed"] = random.randint(0, 2**32 - 1)
+        return data
+
+    def _use_sync_data_from_main(self, received: Dict[str, Any]) -> None:
+        received = dict(received)
+        self._evaluation_seed = received.pop("evaluation_seed", None)
+        super()._use_sync_data_from_main(received)
 
     def _evaluate_subbatch(self, batch) -> None:
+        if self.is_remote and self._evaluation_seed is not None:
+            values = np.ascontiguousarray(batch.values.as_subclass(torch.Tensor).detach().cpu().numpy())
+            piece_seed = zlib.crc32(values.tobytes(), self._evaluation_seed)
+            random.seed(piece_seed)
+            np.random.seed(piece_seed)
+            torch.manual_seed(piece_seed)  # the rules-only variant draws its weights from torch's generator
         # Draw the seed before _get_env: building the env (first evaluation only, so not after a
         # resume's rebuild in the unbroken run) consumes a draw of its own.
         seed = random.randint(0, 2**32 - 1)

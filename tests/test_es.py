@@ -124,18 +124,34 @@ def _flatten(d, prefix=""):
             yield f"{prefix}{k}", v
 
 
-def test_two_generations_with_two_ray_actors(tmp_path):
+def test_two_ray_actors_count_steps_and_repeat_bit_for_bit_after_a_resume(tmp_path):
     import ray
 
-    config = tiny_config(num_actors=2, generations=2, episode_length=15)
-    summary = es.train(config, tmp_path / "run")
+    # The rules-only variant also draws weights in the actors: they must repeat too.
+    fields = dict(num_actors=2, generations=3, episode_length=15, random_weights=True, center_eval_episodes=1)
+    summary = es.train(tiny_config(**fields), tmp_path / "a")
     assert not ray.is_initialized()  # train shuts down the Ray it started
-    rows = read_metrics(tmp_path / "run" / "metrics.csv")
-    assert [int(r["generation"]) for r in rows] == [1, 2]
+    rows = read_metrics(tmp_path / "a" / "metrics.csv")
+    assert [int(r["generation"]) for r in rows] == [1, 2, 3]
     steps = [int(r["env_steps"]) for r in rows]
-    # The actors' counts come back to the main process: at most popsize × episode_length per generation.
-    assert 0 < steps[0] <= 4 * 15 and steps[0] < steps[1] <= 2 * 4 * 15
-    assert summary["generations"] == 2 and summary["env_steps"] == steps[1]
+    # The actors' counts come back to the main process: at most popsize × episode_length (+ the center's
+    # episode) per generation.
+    assert 0 < steps[0] <= 5 * 15 and steps[0] < steps[1] < steps[2] <= 3 * 5 * 15
+    assert summary["generations"] == 3 and summary["env_steps"] == steps[2]
+
+    # Which actor evaluates which half of the population varies from generation to generation, and a
+    # resume starts new actors: the episodes must still be a function of (seed, generation) only.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # one Ray for both calls
+    try:
+        es.train(tiny_config(**{**fields, "generations": 2}), tmp_path / "c")
+        es.train(tiny_config(**fields), tmp_path / "c", resume=True)
+    finally:
+        ray.shutdown()
+    timing = {"wall_time", "seconds_per_generation", "steps_per_second"}
+    strip = lambda table: [{k: v for k, v in row.items() if k not in timing} for row in table]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "c" / "metrics.csv")) == strip(rows)
+    unbroken, resumed = (torch.load(tmp_path / n / CHECKPOINT_FILE, weights_only=True) for n in ("a", "c"))
+    assert torch.equal(unbroken["searcher"]["distribution"]["mu"], resumed["searcher"]["distribution"]["mu"])
 
 
 def test_checkpoint_resume_evaluate_round_trip(tmp_path):
