@@ -90,6 +90,9 @@ class Config:
     sequence_length: int = 16  #: steps per sequence re-run in the update (divides n_steps and batch_size)
     n_epochs: int = 10  #: passes over each rollout
     learning_rate: float = 3e-4  #: Adam step size
+    #: "constant", or "linear": from learning_rate down to 0 at total_timesteps (CleanRL's anneal_lr; a resume
+    #: to a larger total stretches the rest of the ramp, so the step size rises a little at the resume)
+    learning_rate_schedule: str = "constant"
     gamma: float = 0.99  #: discount
     gae_lambda: float = 0.95  #: GAE λ
     clip_range: float = 0.2  #: PPO's ratio clip
@@ -108,7 +111,7 @@ class Config:
 
     def __post_init__(self) -> None:
         choices = {"algorithm": ALGORITHMS, "policy": tuple(POLICIES), "vec_env": ("dummy", "subproc"), "modulation": MODULATIONS,
-                   "rule": RULES, "critic": ("separate", "shared"),
+                   "rule": RULES, "critic": ("separate", "shared"), "learning_rate_schedule": ("constant", "linear"),
                    "output_activation": ("identity", "tanh", "relu", "sigmoid")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -208,6 +211,15 @@ def make_env(config: Config, seed: int, training: bool = True):
     return env
 
 
+def learning_rate(config: Config):
+    """SB3's ``learning_rate`` argument for ``config``: the number, or a schedule of the remaining progress."""
+    if config.learning_rate_schedule == "linear":
+        from stable_baselines3.common.utils import LinearSchedule
+
+        return LinearSchedule(config.learning_rate, 0.0, 1.0)
+    return config.learning_rate
+
+
 def make_model(config: Config, env):
     """The :class:`~plastic_rl.agents.ppo.PlasticPPO` of ``config`` on ``env`` (or sb3-contrib's RecurrentPPO)."""
     from plastic_rl.agents.ppo import PlasticPPO
@@ -217,14 +229,14 @@ def make_model(config: Config, env):
 
         return RecurrentPPO(
             "MlpLstmPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
-            learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda, clip_range=config.clip_range,
+            learning_rate=learning_rate(config), gamma=config.gamma, gae_lambda=config.gae_lambda, clip_range=config.clip_range,
             ent_coef=config.ent_coef, vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
             policy_kwargs=dict(lstm_hidden_size=config.hidden_size), seed=config.seed, device=config.device, verbose=0,
         )
     try:
         return PlasticPPO(
             POLICIES[config.policy], env, sequence_length=config.sequence_length, n_steps=config.n_steps,
-            batch_size=config.batch_size, n_epochs=config.n_epochs, learning_rate=config.learning_rate, gamma=config.gamma,
+            batch_size=config.batch_size, n_epochs=config.n_epochs, learning_rate=learning_rate(config), gamma=config.gamma,
             gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef, vf_coef=config.vf_coef,
             max_grad_norm=config.max_grad_norm, target_kl=config.target_kl, policy_kwargs=config.policy_kwargs(),
             seed=config.seed, device=config.device, verbose=0,

@@ -165,3 +165,21 @@ def test_rules_only_and_binary_policies_train_and_export(tmp_path, overrides):
     exported = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)["policy"]["config"]
     for name in ("random_weights", "binary"):
         assert exported[name] is overrides.get(name, False), name
+
+
+def test_linear_learning_rate_schedule_anneals_to_zero_at_the_total(tmp_path):
+    # 3 rollouts of 32 steps: SB3 sets the step size from the progress left after each rollout,
+    # so the updates use 1e-3 x (1 - 32/96), x (1 - 64/96) and 0 (the last one).
+    for schedule, final in (("constant", 1e-3), ("linear", 0.0)):
+        config = cartpole_config(total_timesteps=96, learning_rate=1e-3, learning_rate_schedule=schedule)
+        ppo_train.train(config, tmp_path / schedule)
+        optimizer = load_checkpoint(tmp_path / schedule / CHECKPOINT_FILE)["model"]["optimizer"]
+        assert optimizer["param_groups"][0]["lr"] == pytest.approx(final, abs=1e-12), schedule
+    model = ppo_train.make_model(cartpole_config(learning_rate=1e-3, learning_rate_schedule="linear"),
+                                 ppo_train.make_env(cartpole_config(), seed=0))
+    assert model.lr_schedule(1.0) == pytest.approx(1e-3) and model.lr_schedule(0.25) == pytest.approx(2.5e-4)
+
+
+def test_unknown_learning_rate_schedule_is_one_sentence():
+    with pytest.raises(ConfigError, match="'learning_rate_schedule' must be one of constant, linear; got 'cosine'"):
+        cartpole_config(learning_rate_schedule="cosine")
