@@ -3,8 +3,8 @@
 EvoTorch has no public API for a searcher's full state (distribution, center
 optimizer, last population), for setting a ``RunningNorm``'s sums, for swapping a
 ``VecGymNE``'s policy object, or for seeding its vector env (in the main process and in
-Ray actors) per evaluation. plastic-rl needs all four for exact resume and a fast population forward, so they are done here
-and nowhere else; ``tests/test_evotorch_internals.py`` fails loudly, naming the
+Ray actors) per evaluation. plastic-rl needs all four for exact resume and a fast
+population forward, so they are done here and nowhere else; ``tests/test_evotorch_internals.py`` fails loudly, naming the
 attribute, when an EvoTorch release moves one of them.
 """
 

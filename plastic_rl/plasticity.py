@@ -244,7 +244,7 @@ class _RetroactiveUpdate(torch.autograd.Function):
         grad_eta_rows = (post * v).sum(1) - (grad_elig * eligibility).sum((1, 2))
         grad_eta = grad_eta_rows.sum() if eta.dim() == 0 else grad_eta_rows.reshape(-1, 1, 1).sum_to_size(eta.shape)
         eta_rows = eta if eta.dim() == 0 else eta.reshape(-1, 1)
-        return grad_u, grad_e, grad_m, grad_eta.reshape(eta.shape), eta_rows * v, eta_rows * w, None
+        return grad_u, grad_e, grad_m, grad_eta, eta_rows * v, eta_rows * w, None
 
 
 class Traces(NamedTuple):
