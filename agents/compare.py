@@ -65,7 +65,7 @@ class Spec:
     out: str  #: output folder
     seeds: Tuple[int, ...] = (0, 1, 2)  #: one run per method and seed
     methods: Tuple[str, ...] = ("es", "ppo")  #: es, ppo, a2c, rppo
-    policy: Optional[str] = None  #: plastic-mlp, plastic-lstm or plastic-rnn (default: mlp on the quadruped, rnn on the maze)
+    policy: Optional[str] = None  #: plastic-mlp, plastic-lstm or plastic-rnn (default: mlp on the quadruped, lstm on the maze)
     static_twin: bool = False  #: also train each method's parameter-matched static network
     episodes: int = 5  #: limb-failure evaluation: episodes per condition
     overrides: Dict[str, Dict[str, Any]] = field(default_factory=dict)  #: method -> config fields (tests, small budgets)
@@ -81,7 +81,7 @@ class Spec:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
             raise ConfigError(f"--seeds must be distinct non-negative integers; got {list(self.seeds)!r}.")
         if self.policy is None:
-            self.policy = "plastic-rnn" if self.maze else "plastic-mlp"
+            self.policy = "plastic-lstm" if self.maze else "plastic-mlp"
         if self.policy not in POLICIES:
             raise ConfigError(f"--policy must be one of {', '.join(POLICIES)}; got {self.policy!r}.")
         if self.episodes < 1:
@@ -457,7 +457,7 @@ def add_compare_parser(sub) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", default="es,ppo", help=f"comma-separated, from {', '.join(METHODS)} (rppo: sb3-contrib RecurrentPPO)")
     p.add_argument("--out", required=True, help="output folder (run folders under OUT/runs; run the command again to continue)")
-    p.add_argument("--policy", choices=POLICIES, default=None, help="default: plastic-mlp on the quadruped, plastic-rnn on the maze")
+    p.add_argument("--policy", choices=POLICIES, default=None, help="default: plastic-mlp on the quadruped, plastic-lstm on the maze (like-for-like with RecurrentPPO's LSTM)")
     p.add_argument("--static-twin", action="store_true", help="also train each method's parameter-matched static network")
     p.add_argument("--episodes", type=int, default=5, help="limb-failure evaluation: episodes per condition")
     p.set_defaults(func=cmd_compare)

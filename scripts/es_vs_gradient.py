@@ -9,7 +9,7 @@ with ``plastic-rl compare`` (see :mod:`plastic_rl.agents.compare`):
   against PlasticPPO (the ant-ppo settings), the plastic MLP 64-64 (optionally its
   static twin too), random leg failures in training, then the limb-failure evaluation
   of every final policy;
-- ``maze``: PlasticPPO with Backpropamine's plastic RNN (maze-ppo settings) against
+- ``maze``: PlasticPPO with a plastic LSTM 100 (maze-ppo settings) against
   sb3-contrib's RecurrentPPO (LSTM 100, the issue's anchor settings) and, with
   ``--with-a2c``, the full-episode A2C.
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-steps", type=int, required=True, help="env steps per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", required=True, help="output folder (run folders under OUT/runs)")
-    parser.add_argument("--policy", default=None, help="quadruped: plastic-mlp (default) or plastic-lstm; maze: plastic-rnn (default) or plastic-lstm")
+    parser.add_argument("--policy", default=None, help="quadruped: plastic-mlp (default) or plastic-lstm; maze: plastic-lstm (default) or plastic-rnn (Backpropamine's plastic Elman cell)")
     parser.add_argument("--static-twin", action="store_true", help="also train the parameter-matched static networks")
     parser.add_argument("--with-a2c", action="store_true", help="maze: also the full-episode A2C")
     parser.add_argument("--episodes", type=int, default=5, help="quadruped: limb-failure episodes per condition")

@@ -1,4 +1,8 @@
-"""Probe: maze-ppo preset + overrides, one run; prints smoothed return at 100k/200k/300k."""
+"""Probe: maze-ppo preset + overrides, one run; prints smoothed return at 100k/200k/300k.
+
+The maze-ppo preset's policy is the plastic LSTM since stop 12; the probes of tuning.md's first three
+rounds ran with the plastic RNN (the preset then): add policy='"rnn"' to repeat them.
+"""
 import csv, json, sys, time, os
 import torch
 torch.set_num_threads(1)
