@@ -29,7 +29,7 @@ def main():
         method, seed = name.rsplit("-seed", 1)
         rows = [(int(r["env_steps"]), float(r["wall_time"]), float(r["mean_return"])) for r in csv.DictReader(open(path))]
         if rows and rows[-1][0] >= a.min_steps:
-            runs[(method, "lstm" if method == "rppo" else "plastic", int(seed))] = rows
+            runs[(method, "lstm" if method == "rppo" else "static" if method.endswith("-static") else "plastic", int(seed))] = rows
 
     def window(rows, key, limit):
         vals = [ret for s, w, ret in rows if (s if key == "steps" else w) <= limit][-a.window:]
