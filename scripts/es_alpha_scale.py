@@ -1,0 +1,87 @@
+"""Does a plastic ES center walk better with its plasticity coefficients scaled down?
+
+A diagnostic for issue 12's question "why does the plastic search degrade and the static one not?".
+PGPE perturbs every parameter with the same σ (0.02 per parameter in the walk and limb-failure runs),
+while the plastic MLP's alpha (the weight of each synapse's Hebbian trace) starts near 0.005: the
+search noise is 4x alpha's own scale, and a dimension without a consistent gradient random-walks.
+This script loads a run's ES center, multiplies every ``plasticity.alpha`` by each ``--scales``
+value (0 switches the plasticity off, the network then acts as its static weights), and runs the
+same deterministic episodes on the run's own env: fitness (return minus the alive bonus, as in the
+search), forward velocity, and episode length.
+
+    python scripts/es_alpha_scale.py results/es_walk/plastic_old results/limb_failure_long/plastic-seed0 \
+        --output results/es_walk/alpha_scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import tempfile
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+
+from plastic_rl.agents.evaluate import load_quadruped_run, run_episodes
+
+
+def measure(policy: torch.nn.Module, run: Dict[str, Any], seeds: List[int], decrease: float) -> Dict[str, float]:
+    """Fitness, mean forward velocity over the steps lived, and mean length on ``seeds`` (one episode each)."""
+    result = run_episodes(policy, run["obs_norm"], run["env_id"], [dict(run["env_kwargs"])] * len(seeds),
+                          run["episode_length"], seeds=seeds, record_velocity=True)
+    return {
+        "fitness": float(np.mean(result["returns"] - decrease * result["lengths"])),
+        "velocity": float(np.nanmean(result["velocities"])),
+        "length": float(np.mean(result["lengths"])),
+        "falls": int(np.sum(result["terminated"])),
+    }
+
+
+def scaled(policy: torch.nn.Module, scale: float) -> torch.nn.Module:
+    """A copy of ``policy`` with every plasticity coefficient alpha multiplied by ``scale``."""
+    out = copy.deepcopy(policy)
+    with torch.no_grad():
+        for name, tensor in out.named_parameters():
+            if name.endswith("plasticity.alpha"):
+                tensor.mul_(scale)
+    return out
+
+
+def main(argv: List[str] | None = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="+", help="ES run folders of plastic policies on the quadruped")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.0])
+    parser.add_argument("--episodes", type=int, default=6, help="episodes per measurement (the same seeds for every scale)")
+    parser.add_argument("--decrease-rewards-by", type=float, default=1.0)
+    parser.add_argument("--output", default=None, help="write the report as JSON here")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be a positive integer; got {args.episodes}.")
+    if any(s < 0 for s in args.scales):
+        parser.error(f"--scales must be non-negative numbers; got {args.scales}.")
+    torch.set_num_threads(1)
+    seeds = list(range(500, 500 + args.episodes))
+    report: Dict[str, Any] = {}
+    for run_dir in args.run_dirs:
+        run = load_quadruped_run(run_dir, "center_policy")
+        alphas = [t for n, t in run["policy"].named_parameters() if n.endswith("plasticity.alpha")]
+        if not alphas:
+            parser.error(f"{run_dir!r} holds no plastic policy (no plasticity.alpha parameter).")
+        entry: Dict[str, Any] = {"generation": run["generation"], "mean_abs_alpha": float(torch.cat([a.detach().abs().flatten() for a in alphas]).mean())}
+        for scale in args.scales:
+            entry[f"alpha x {scale:g}"] = measure(scaled(run["policy"], scale), run, seeds, args.decrease_rewards_by)
+        report[run_dir] = entry
+        print(run_dir, json.dumps(entry), flush=True)
+    if args.output:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.output)) or ".")
+        with os.fdopen(fd, "w") as f:
+            json.dump(report, f, indent=1)
+        os.replace(tmp, args.output)
+    return report
+
+
+if __name__ == "__main__":
+    main()
