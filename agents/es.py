@@ -94,6 +94,10 @@ class Config:
     modulation: str = "simple"  # none, simple or retroactive (DESIGN.md §2)
     rule: str = "hebbian"  # hebbian, oja, bcm or abcd
     plastic: bool = True  # False = the static twin (no alpha, η or modulator)
+    # alpha = alpha_scale x the searched value: σ and the ClipUp step then move every plasticity coefficient
+    # alpha_scale times as far as a weight. With 1.0, PGPE's σ (0.02) is 4x alpha's initial scale and the
+    # walk search drifted alpha 14x above it; see PlasticityConfig.alpha_scale.
+    alpha_scale: float = 1.0
     # The rules-only variant (Najarro & Risi 2020): weights drawn at random at the start of every episode,
     # only the plasticity (alpha, the rule, η or the modulator) searched; needs plastic (and cell rnn).
     random_weights: bool = False
@@ -134,6 +138,9 @@ class Config:
             raise ValueError(f"config field 'hidden_sizes' must be a non-empty list of positive integers; got {self.hidden_sizes!r}.")
         if self.width is not None and self.width < 1:
             raise ValueError(f"config field 'width' must be a positive integer or null; got {self.width!r}.")
+        if isinstance(self.alpha_scale, bool) or not isinstance(self.alpha_scale, (int, float)) \
+                or not (self.alpha_scale > 0 and math.isfinite(self.alpha_scale)):
+            raise ValueError(f"config field 'alpha_scale' must be a positive number; got {self.alpha_scale!r}.")
         if not (self.stdev_init > 0 and math.isfinite(self.stdev_init)):
             raise ValueError(f"config field 'stdev_init' must be a positive number; got {self.stdev_init!r}.")
         for name in ("center_learning_rate", "stdev_learning_rate"):

@@ -70,7 +70,7 @@ def build_policy(config: "Config", obs_size: int, action_size: int) -> nn.Module
     :param action_size: action dimension.
     """
     # No value head and no log std: ES uses the deterministic action, so searching either would be wasted.
-    common = dict(modulation=config.modulation, rule=config.rule, plastic=config.plastic, value_head=False,
+    common = dict(modulation=config.modulation, rule=config.rule, alpha_scale=config.alpha_scale, plastic=config.plastic, value_head=False,
                   log_std_init=None, random_weights=config.random_weights, binary=config.binary)
     if config.policy == "mlp":
         return MLPActorCritic(

@@ -141,7 +141,7 @@ class PlasticRNNCell(_StatefulModule):
     :param binary: binarize ``weight_ih`` and ``weight_hh`` (see the module docstring); the bias stays real.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
-        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
@@ -206,7 +206,7 @@ class PlasticLSTMCell(_StatefulModule):
     :param binary: binarize ``weight_ih`` and ``weight_hh`` (see the module docstring); the biases stay real.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
-        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
@@ -278,7 +278,7 @@ class PlasticLinear(_StatefulModule):
     :param binary: binarize ``weight`` (see the module docstring); the bias stays real.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
-        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``eta_init``, ``bcm_tau``).
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(

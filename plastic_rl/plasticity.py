@@ -50,18 +50,26 @@ class PlasticityConfig:
     clip: float = 1.0  #: traces are clipped to [-clip, clip]
     modulator_fanout: bool = False  #: fan the scalar modulator out to one rate per post-neuron (Backpropamine's modfanout)
     alpha_init: float = 0.01  #: alpha starts at alpha_init * U[0, 1]
+    #: alpha is stored as its parameter divided by alpha_scale (alpha = alpha_scale * parameter), so that an
+    #: optimizer or search step of a given size moves alpha alpha_scale times as far as it moves a weight.
+    #: For ES, whose σ and step are the same for every parameter: PGPE's σ 0.02 is 4x alpha's initial
+    #: scale, and the plastic walk search drifted alpha up 14x (results/es_walk/alpha_scale.json).
+    #: 1.0 (the default) stores alpha itself.
+    alpha_scale: float = 1.0
     eta_init: float = 0.01  #: initial value of the learned η (plasticity rate or eligibility decay)
     bcm_tau: float = 0.1  #: rate of the BCM threshold's running mean (not learned)
 
     def __post_init__(self) -> None:
         check_choice("modulation", self.modulation, MODULATIONS)
         check_choice("rule", self.rule, RULES)
-        for name in ("clip", "alpha_init", "eta_init", "bcm_tau"):
+        for name in ("clip", "alpha_init", "alpha_scale", "eta_init", "bcm_tau"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number; got {value!r}.")
         if not self.clip > 0:
             raise ValueError(f"clip must be a positive number; got {self.clip!r}.")
+        if not self.alpha_scale > 0:
+            raise ValueError(f"alpha_scale must be a positive number; got {self.alpha_scale!r}.")
         if not 0 < self.bcm_tau <= 1:
             raise ValueError(f"bcm_tau must be in (0, 1]; got {self.bcm_tau!r}.")
         if not isinstance(self.modulator_fanout, bool):
@@ -305,7 +313,9 @@ class Plasticity(nn.Module):
         modulation, rule, alpha_init, eta_init = config.modulation, config.rule, config.alpha_init, config.eta_init
         modulator_fanout = config.modulator_fanout
 
-        self.alpha = nn.Parameter(alpha_init * torch.rand(out_features, in_features))
+        self.alpha_scale = float(config.alpha_scale)
+        # The parameter is alpha / alpha_scale; contribution() multiplies it back (see PlasticityConfig.alpha_scale).
+        self.alpha = nn.Parameter((alpha_init / self.alpha_scale) * torch.rand(out_features, in_features))
         if modulation in ("none", "retroactive"):
             self.eta = nn.Parameter(torch.tensor(float(eta_init)))
         if modulation in ("simple", "retroactive"):
@@ -345,7 +355,11 @@ class Plasticity(nn.Module):
     # ---------------------------------------------------------------- forward
     def contribution(self, pre: Tensor, traces: Traces) -> Tensor:
         """The plastic part of the pre-activation, ``(alpha ⊙ hebb) @ pre``, shape ``(batch, out)``."""
-        return _fused(_PlasticMatVec, self.alpha, traces.hebb, pre)
+        return _fused(_PlasticMatVec, self.effective_alpha(), traces.hebb, pre)
+
+    def effective_alpha(self) -> Tensor:
+        """alpha as the forward uses it: the parameter times ``alpha_scale`` (the parameter itself at 1)."""
+        return self.alpha if self.alpha_scale == 1.0 else self.alpha * self.alpha_scale
 
     def neuromodulator(self, signal: Tensor) -> Tensor:
         """``M = tanh(w_M · signal + b_M)``, shape ``(batch, out)`` (fanned out) or ``(batch, 1)``."""

@@ -67,7 +67,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     report: Dict[str, Any] = {}
     for run_dir in args.run_dirs:
         run = load_quadruped_run(run_dir, "center_policy")
-        alphas = [t for n, t in run["policy"].named_parameters() if n.endswith("plasticity.alpha")]
+        # effective alpha (the parameter times the run's alpha_scale); scaling the parameter scales it alike
+        alphas = [m.effective_alpha() for m in run["policy"].modules() if hasattr(m, "effective_alpha")]
         if not alphas:
             parser.error(f"{run_dir!r} holds no plastic policy (no plasticity.alpha parameter).")
         entry: Dict[str, Any] = {"generation": run["generation"], "mean_abs_alpha": float(torch.cat([a.detach().abs().flatten() for a in alphas]).mean())}

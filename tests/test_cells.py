@@ -111,6 +111,35 @@ def test_plastic_contribution_uses_the_trace():
     torch.testing.assert_close(y, expected)
 
 
+@pytest.mark.parametrize("cls", CELLS)
+def test_alpha_scale_is_a_reparametrization(cls):
+    """alpha_scale=s stores alpha / s: with the parameter set to alpha / s the module computes what
+    alpha_scale=1 computes with alpha, and the gradient wrt the stored parameter is s times larger."""
+    base = make(cls, modulation="retroactive", clip=5.0, alpha_init=0.5).double()
+    scaled = make(cls, modulation="retroactive", clip=5.0, alpha_init=0.5, alpha_scale=0.1).double()
+    scaled.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        scaled.plasticity.alpha.div_(0.1)
+    xs = torch.randn(4, 3, 5, dtype=torch.float64)
+    out_base, _ = rollout(base, xs)
+    out_scaled, _ = rollout(scaled, xs)
+    torch.testing.assert_close(out_scaled, out_base)
+    out_base.sum().backward()
+    out_scaled.sum().backward()
+    torch.testing.assert_close(scaled.plasticity.alpha.grad, 0.1 * base.plasticity.alpha.grad)
+    torch.testing.assert_close(scaled.plasticity.effective_alpha(), base.plasticity.alpha)
+
+
+def test_alpha_scale_keeps_alpha_init_as_the_effective_start():
+    """The stored parameter starts at alpha_init / alpha_scale * U[0, 1], so the effective alpha starts as before."""
+    torch.manual_seed(3)
+    plain = PlasticLinear(30, 40, alpha_init=0.01).plasticity.alpha.detach()
+    torch.manual_seed(3)
+    layer = PlasticLinear(30, 40, alpha_init=0.01, alpha_scale=0.25)
+    torch.testing.assert_close(layer.plasticity.alpha.detach(), plain / 0.25)
+    torch.testing.assert_close(layer.plasticity.effective_alpha().detach(), plain)
+
+
 def test_trace_update_equations_hebbian():
     """One step of each modulation mode against the equations written out by hand."""
     torch.manual_seed(1)
@@ -282,6 +311,8 @@ def test_only_used_parameters_are_created():
         (dict(rule="stdp"), r"rule must be one of 'hebbian', 'oja', 'bcm', 'abcd'"),
         (dict(rule="stdp", plastic=False), r"rule must be one of"),
         (dict(clip=0.0), r"clip must be a positive number"),
+        (dict(alpha_scale=0.0), r"alpha_scale must be a positive number"),
+        (dict(alpha_scale=float("inf")), r"alpha_scale must be a finite number"),
     ],
 )
 @pytest.mark.parametrize("cls", CELLS)

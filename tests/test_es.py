@@ -196,6 +196,8 @@ def test_bad_config_values_name_the_field():
         es.Config(popsize=5)
     with pytest.raises(ValueError, match="'policy' must be one of mlp, recurrent"):
         es.Config(policy="transformer")
+    with pytest.raises(ValueError, match="'alpha_scale' must be a positive number; got -1"):
+        es.Config(alpha_scale=-1.0)
 
 
 def test_resume_mismatch_is_refused(tmp_path):
@@ -256,6 +258,7 @@ def test_recurrent_lstm_state_resets_between_episodes_under_evotorch():
         dict(rule="abcd", modulation="simple"),
         dict(policy="recurrent", cell="rnn"),
         dict(policy="recurrent", cell="lstm", modulation="retroactive"),
+        dict(alpha_scale=0.1),
     ],
     ids=lambda o: "-".join(f"{v}" for v in o.values()),
 )
@@ -337,3 +340,17 @@ def test_es_searches_only_what_the_deterministic_policy_uses():
     assert not any(name.startswith(("log_std", "value_head")) for name in names)
     with pytest.raises(ValueError, match="log_std_init=None"):
         policy.distribution(policy(torch.zeros(1, 105))[0])
+
+
+def test_alpha_scale_reaches_every_plastic_layer_and_its_export(tmp_path):
+    """config alpha_scale: every plasticity module of the searched policy stores alpha / alpha_scale, and a
+    trained run's exported policy (rebuilt from the run folder) computes with the same effective alpha."""
+    from plastic_rl.agents.evaluate import load_quadruped_run
+
+    config = tiny_config(alpha_scale=0.1, generations=1)
+    policy = es.build_policy(config, 27, 8)
+    scales = [m.alpha_scale for m in policy.modules() if hasattr(m, "effective_alpha")]
+    assert scales and all(s == 0.1 for s in scales)
+    es.train(config, tmp_path / "run")
+    run = load_quadruped_run(tmp_path / "run", "center_policy")
+    assert all(m.alpha_scale == 0.1 for m in run["policy"].modules() if hasattr(m, "effective_alpha"))
