@@ -41,3 +41,20 @@ def test_row_reads_the_last_generation_and_evaluates_the_center(tiny_run):
     assert row["velocity_per_million_steps"] == pytest.approx(row["intact_velocity"] / (row["env_steps"] / 1e6))
     text = table.markdown([row])
     assert text.count("\n") == 3 and f"| {tiny_run.name} | False | 27 | 2 |" in text
+
+
+def test_curve_blocks_average_the_metrics_and_files_are_written(tiny_run, tmp_path):
+    spec = importlib.util.spec_from_file_location("es_walk_curve", SCRIPT.with_name("es_walk_curve.py"))
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    rows = [{"generation": g, "env_steps": 10 * g, "mean_fitness": float(g), "center_fitness": 2.0 * g} for g in range(1, 6)]
+    assert curve.blocks(rows, 2) == [
+        {"generations": "1-2", "env_steps": 20, "mean_fitness": 1.5, "center_fitness": 3.0},
+        {"generations": "3-4", "env_steps": 40, "mean_fitness": 3.5, "center_fitness": 7.0},
+        {"generations": "5-5", "env_steps": 50, "mean_fitness": 5.0, "center_fitness": 10.0},
+    ]
+    curve.main([str(tiny_run), "--block", "1", "--output", str(tmp_path / "curves")])
+    text = (tmp_path / "curves.md").read_text()
+    assert "**run**" in text and text.count("\n| 1-1 |") == 1 and (tmp_path / "curves.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        curve.main([str(tmp_path), "--output", str(tmp_path / "x")])  # no metrics.csv there
