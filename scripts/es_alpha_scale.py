@@ -25,7 +25,10 @@ from typing import Any, Dict, List
 import numpy as np
 import torch
 
+from plastic_rl.agents import es
+from plastic_rl.agents.es_policy import build_policy, env_spaces
 from plastic_rl.agents.evaluate import load_quadruped_run, run_episodes
+from plastic_rl.runs import CONFIG_FILE
 
 
 def measure(policy: torch.nn.Module, run: Dict[str, Any], seeds: List[int], decrease: float) -> Dict[str, float]:
@@ -50,6 +53,35 @@ def scaled(policy: torch.nn.Module, scale: float) -> torch.nn.Module:
     return out
 
 
+def drift(run_dir: str, policy: torch.nn.Module) -> Dict[str, Dict[str, float]]:
+    """How far each kind of parameter moved from the run's initial policy (rebuilt as es.train seeds it).
+
+    Kinds: ``weight``, ``bias``, ``alpha``, ``modulator`` (weights and biases of the neuromodulator), pooled
+    over layers: root-mean-square distance from the start, and mean |value| at the start and now.
+
+    :param run_dir: the ES run folder (its config.yaml gives the network and the seed).
+    :param policy: the run's current center policy.
+    """
+    import yaml
+
+    with open(os.path.join(run_dir, CONFIG_FILE)) as f:
+        fields = {k: v for k, v in yaml.safe_load(f).items() if k != "trainer"}
+    config = es.Config(**fields)
+    torch.manual_seed(config.seed)  # es.train seeds torch this way right before building the policy
+    obs_size, action_size = env_spaces(config.env_id, config.env_kwargs)
+    start = dict(build_policy(config, obs_size, action_size).named_parameters())
+    pooled: Dict[str, List[torch.Tensor]] = {}
+    for name, now in policy.named_parameters():
+        kind = "alpha" if name.endswith("alpha") else "modulator" if ".modulator" in name else name.rsplit(".", 1)[-1]
+        pooled.setdefault(kind, []).append(torch.stack([now.detach().flatten(), start[name].detach().flatten()]))
+    out = {}
+    for kind, parts in pooled.items():
+        now, init = torch.cat(parts, dim=1)
+        out[kind] = {"rms_drift": float((now - init).pow(2).mean().sqrt()), "mean_abs_start": float(init.abs().mean()),
+                     "mean_abs_now": float(now.abs().mean())}
+    return out
+
+
 def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", nargs="+", help="ES run folders of plastic policies on the quadruped")
@@ -71,7 +103,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         alphas = [m.effective_alpha() for m in run["policy"].modules() if hasattr(m, "effective_alpha")]
         if not alphas:
             parser.error(f"{run_dir!r} holds no plastic policy (no plasticity.alpha parameter).")
-        entry: Dict[str, Any] = {"generation": run["generation"], "mean_abs_alpha": float(torch.cat([a.detach().abs().flatten() for a in alphas]).mean())}
+        entry: Dict[str, Any] = {"generation": run["generation"], "mean_abs_alpha": float(torch.cat([a.detach().abs().flatten() for a in alphas]).mean()),
+                                 "drift_from_start": drift(run_dir, run["policy"])}
         for scale in args.scales:
             entry[f"alpha x {scale:g}"] = measure(scaled(run["policy"], scale), run, seeds, args.decrease_rewards_by)
         report[run_dir] = entry

@@ -1,0 +1,50 @@
+"""scripts/es_alpha_scale.py: a plastic ES center with alpha scaled, and how far its parameters moved."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from plastic_rl.agents import es
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "es_alpha_scale.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("es_alpha_scale", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(tmp_path, name, **overrides):
+    fields = dict(env_kwargs={"failed_legs": [], "include_cfrc_ext_in_observation": False}, episode_length=10,
+                  popsize=2, generations=1, hidden_sizes=(4,), stdev_init=0.05, center_eval_episodes=0, seed=2)
+    fields.update(overrides)
+    run_dir = tmp_path / name
+    es.train(es.Config(**fields), run_dir)
+    return run_dir
+
+
+def test_drift_is_measured_from_the_runs_own_initial_policy(tmp_path):
+    script = _script()
+    still = _run(tmp_path, "still", center_learning_rate=0.0)  # the center never moves
+    # EvoTorch's Gaussian searchers apply a generation's gradient at the start of the next step: 2 generations
+    moved = _run(tmp_path, "moved", center_learning_rate=0.5, alpha_scale=0.1, generations=2)
+    report = script.main([str(still), str(moved), "--episodes", "1", "--scales", "1", "0",
+                          "--output", str(tmp_path / "report.json")])
+    assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
+    assert set(report[str(still)]["drift_from_start"]) == {"weight", "bias", "alpha", "modulator"}
+    assert all(d["rms_drift"] == 0.0 for d in report[str(still)]["drift_from_start"].values())
+    assert all(d["rms_drift"] > 0.0 for d in report[str(moved)]["drift_from_start"].values())
+    # mean |alpha| is the effective alpha: alpha_scale 0.1 with the same alpha_init starts at the same size
+    assert report[str(moved)]["mean_abs_alpha"] == pytest.approx(report[str(still)]["mean_abs_alpha"], rel=0.5)
+    assert {"alpha x 1", "alpha x 0"} <= set(report[str(moved)])
+
+
+def test_a_static_run_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        _script().main([str(_run(tmp_path, "static", plastic=False)), "--episodes", "1"])
