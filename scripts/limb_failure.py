@@ -64,7 +64,7 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
         seed=seed, hidden_sizes=tuple(args.hidden_sizes), num_actors=args.num_actors, env_kwargs=env_kwargs,
         center_learning_rate=args.center_learning_rate, decrease_rewards_by=args.decrease_rewards_by,
     )
-    plastic = es.Config(plastic=True, modulation="simple", stdev_init=args.stdev_init, **common)
+    plastic = es.Config(plastic=True, modulation="simple", stdev_init=args.stdev_init, alpha_scale=args.alpha_scale, **common)
     obs_size, action_size = env_spaces(plastic.env_id, plastic.env_kwargs)
     twin = MLPActorCritic.matching(build_policy(plastic, obs_size, action_size), plastic=False)
     configs = {
@@ -122,6 +122,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--num-actors", type=int, default=0)
     parser.add_argument("--stdev-init", type=float, default=es.Config.stdev_init, help="initial search σ per parameter (static, plastic)")
+    parser.add_argument("--alpha-scale", type=float, default=1.0,
+                        help="plastic MLP: alpha = alpha_scale x the searched value (es.Config.alpha_scale; the walk study's 0.1)")
     parser.add_argument("--rules-stdev-init", type=float, default=0.1, help="initial search σ of the rules-only MLP (Najarro & Risi: 0.1)")
     parser.add_argument("--center-learning-rate", type=float, default=None, help="PGPE/ClipUp step (max speed = 2x); default: the Config default")
     parser.add_argument("--decrease-rewards-by", type=float, default=1.0,
