@@ -57,7 +57,9 @@ def drift(run_dir: str, policy: torch.nn.Module) -> Dict[str, Dict[str, float]]:
     """How far each kind of parameter moved from the run's initial policy (rebuilt as es.train seeds it).
 
     Kinds: ``weight``, ``bias``, ``alpha``, ``modulator`` (weights and biases of the neuromodulator), pooled
-    over layers: root-mean-square distance from the start, and mean |value| at the start and now.
+    over layers: root-mean-square distance from the start, and mean |value| at the start and now, in the
+    searched parameters' units (with ``alpha_scale`` != 1 the stored alpha parameter, alpha / alpha_scale;
+    the report's ``mean_abs_alpha`` is the effective alpha).
 
     :param run_dir: the ES run folder (its config.yaml gives the network and the seed).
     :param policy: the run's current center policy.
