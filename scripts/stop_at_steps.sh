@@ -6,7 +6,7 @@
 set -euo pipefail
 run_dir=$1; budget=$2; pid=$3
 while kill -0 "$pid" 2>/dev/null; do
-    steps=$(tail -n 1 "$run_dir/metrics.csv" | cut -d, -f2)
+    steps=$(tail -n 1 "$run_dir/metrics.csv" 2>/dev/null | cut -d, -f2 || true)  # no file before the first generation
     if [[ "$steps" =~ ^[0-9]+$ ]] && (( steps >= budget )); then
         # the checkpoint of that generation is saved right after its metrics row: wait for it
         while kill -0 "$pid" 2>/dev/null && [[ "$run_dir/checkpoint.pt" -ot "$run_dir/metrics.csv" ]]; do sleep 0.2; done
