@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import os
-import tempfile
 from typing import Any, Dict, List
 
 import numpy as np
@@ -28,7 +27,8 @@ import torch
 from plastic_rl.agents import es
 from plastic_rl.agents.es_policy import build_policy, env_spaces
 from plastic_rl.agents.evaluate import load_quadruped_run, run_episodes
-from plastic_rl.runs import CONFIG_FILE
+from plastic_rl.config import config_from_dict, load_yaml
+from plastic_rl.runs import CONFIG_FILE, atomic_write_json
 
 
 def measure(policy: torch.nn.Module, run: Dict[str, Any], seeds: List[int], decrease: float) -> Dict[str, float]:
@@ -64,11 +64,8 @@ def drift(run_dir: str, policy: torch.nn.Module) -> Dict[str, Dict[str, float]]:
     :param run_dir: the ES run folder (its config.yaml gives the network and the seed).
     :param policy: the run's current center policy.
     """
-    import yaml
-
-    with open(os.path.join(run_dir, CONFIG_FILE)) as f:
-        fields = {k: v for k, v in yaml.safe_load(f).items() if k != "trainer"}
-    config = es.Config(**fields)
+    fields = {k: v for k, v in load_yaml(os.path.join(run_dir, CONFIG_FILE)).items() if k != "trainer"}
+    config = config_from_dict(es.Config, fields, source=run_dir)
     torch.manual_seed(config.seed)  # es.train seeds torch this way right before building the policy
     obs_size, action_size = env_spaces(config.env_id, config.env_kwargs)
     start = dict(build_policy(config, obs_size, action_size).named_parameters())
@@ -112,10 +109,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         report[run_dir] = entry
         print(run_dir, json.dumps(entry), flush=True)
     if args.output:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.output)) or ".")
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(tmp, args.output)
+        atomic_write_json(args.output, report)
     return report
 
 

@@ -6,23 +6,15 @@ written (seed 0): task 1 falls from 0.96 to 0.42 with meta = 0 and from 0.97 to
 0.66 with meta = 3 (seeds 1-2: 0.28 / 0.38 against 0.66 / 0.69).
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 pytest.importorskip("sklearn")
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "digits_metaplasticity.py"
-
 
 @pytest.fixture(scope="module")
-def digits():
-    spec = importlib.util.spec_from_file_location("digits_metaplasticity", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def digits(load_script):
+    return load_script("digits_metaplasticity")
 
 
 def test_metaplastic_adam_forgets_less_than_adam(digits):

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from plastic_rl.agents import es
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "es_alpha_scale.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("es_alpha_scale", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _run(tmp_path, name, **overrides):
     fields = dict(env_kwargs={"failed_legs": [], "include_cfrc_ext_in_observation": False}, episode_length=10,
@@ -29,8 +17,8 @@ def _run(tmp_path, name, **overrides):
     return run_dir
 
 
-def test_drift_is_measured_from_the_runs_own_initial_policy(tmp_path):
-    script = _script()
+def test_drift_is_measured_from_the_runs_own_initial_policy(tmp_path, load_script):
+    script = load_script("es_alpha_scale")
     still = _run(tmp_path, "still", center_learning_rate=0.0)  # the center never moves
     # EvoTorch's Gaussian searchers apply a generation's gradient at the start of the next step: 2 generations
     moved = _run(tmp_path, "moved", center_learning_rate=0.5, alpha_scale=0.1, generations=2)
@@ -45,6 +33,6 @@ def test_drift_is_measured_from_the_runs_own_initial_policy(tmp_path):
     assert {"alpha x 1", "alpha x 0"} <= set(report[str(moved)])
 
 
-def test_a_static_run_is_refused(tmp_path):
+def test_a_static_run_is_refused(tmp_path, load_script):
     with pytest.raises(SystemExit):
-        _script().main([str(_run(tmp_path, "static", plastic=False)), "--episodes", "1"])
+        load_script("es_alpha_scale").main([str(_run(tmp_path, "static", plastic=False)), "--episodes", "1"])

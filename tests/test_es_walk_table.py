@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from plastic_rl.agents import es
 from plastic_rl.agents.evaluate import evaluate_run
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "es_walk_table.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("es_walk_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
@@ -31,8 +20,8 @@ def tiny_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-def test_row_reads_the_last_generation_and_evaluates_the_center(tiny_run):
-    table = _load_script()
+def test_row_reads_the_last_generation_and_evaluates_the_center(tiny_run, load_script):
+    table = load_script("es_walk_table")
     row = table.run_row(tiny_run, episodes=2)
     direct = evaluate_run(tiny_run, failures="none", episodes=2, policy_key="center_policy", plot=False, quiet=True)
     assert row["generation"] == 2 and row["obs"] == "27" and row["popsize"] == 2 and row["plastic"] is False
@@ -43,10 +32,8 @@ def test_row_reads_the_last_generation_and_evaluates_the_center(tiny_run):
     assert text.count("\n") == 3 and f"| {tiny_run.name} | False | 27 | 2 |" in text
 
 
-def test_curve_blocks_average_the_metrics_and_files_are_written(tiny_run, tmp_path):
-    spec = importlib.util.spec_from_file_location("es_walk_curve", SCRIPT.with_name("es_walk_curve.py"))
-    curve = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(curve)
+def test_curve_blocks_average_the_metrics_and_files_are_written(tiny_run, tmp_path, load_script):
+    curve = load_script("es_walk_curve")
     rows = [{"generation": g, "env_steps": 10 * g, "mean_fitness": float(g), "center_fitness": 2.0 * g} for g in range(1, 6)]
     assert curve.blocks(rows, 2) == [
         {"generations": "1-2", "env_steps": 20, "mean_fitness": 1.5, "center_fitness": 3.0},

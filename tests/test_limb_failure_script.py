@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from plastic_rl.runs import CHECKPOINT_FILE
 
-PATH = Path(__file__).resolve().parents[1] / "scripts" / "limb_failure.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("limb_failure", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_script):
+    return load_script("limb_failure")
 
 
 def test_quartiles_and_single_leg_conditions(script):
