@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from plastic_rl.config import ConfigError
-from plastic_rl.runs import CONFIG_FILE, METRICS_FILE, atomic_write_json, atomic_write_text, read_metrics
+from plastic_rl.runs import CONFIG_FILE, METRICS_FILE, atomic_save_figure, atomic_write_json, atomic_write_text, read_metrics
 
 METHODS = ("es", "ppo", "a2c", "rppo")
 POLICIES = ("plastic-mlp", "plastic-lstm", "plastic-rnn")
@@ -281,11 +281,7 @@ def plot(path: Path, curves: Dict[str, List[List[Tuple[int, float, float]]]], ti
     import matplotlib
 
     matplotlib.use("Agg")
-    import io
-
     import matplotlib.pyplot as plt
-
-    from plastic_rl.runs import _atomic_write
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for label, runs in curves.items():
@@ -311,10 +307,7 @@ def plot(path: Path, curves: Dict[str, List[List[Tuple[int, float, float]]]], ti
         axis.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    _atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    atomic_save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------------------- limb failure

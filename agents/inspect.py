@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from plastic_rl.runs import CHECKPOINT_FILE, RunDirError, atomic_write_text, load_checkpoint
+from plastic_rl.runs import CHECKPOINT_FILE, RunDirError, atomic_save_figure, atomic_write_text, load_checkpoint
 
 CSV_FILE = "inspect.csv"
 PNG_FILE = "inspect.png"
@@ -217,13 +217,7 @@ def plot_series(path: Path, result: Dict[str, Any], title: str) -> None:
     axes[-1, 0].set_xlabel("step (episode 0 bold, other episodes faint)")
     axes[0, 0].set_title(title, fontsize=9)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    atomic_save_figure(fig, path)
 
 
 def inspect_run(

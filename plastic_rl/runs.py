@@ -150,6 +150,21 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def atomic_save_figure(fig, path: str | Path, dpi: int = 100) -> None:
+    """Save a matplotlib figure as PNG, atomically, and close it.
+
+    :param fig: the figure.
+    :param path: the PNG's path (its folder is created).
+    :param dpi: resolution.
+    """
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    _atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
 def save_checkpoint(obj: Mapping[str, Any], path: str | Path) -> None:
     """``torch.save`` ``obj`` atomically (tensors, numbers, strings and dicts only, never closures)."""
     _atomic_write(path, lambda f: torch.save(dict(obj), f))
@@ -259,10 +274,7 @@ def plot_curves(
         ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    _atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    atomic_save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------------ the run

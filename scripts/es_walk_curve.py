@@ -21,7 +21,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from plastic_rl.runs import METRICS_FILE, atomic_write_text, read_metrics
+from plastic_rl.runs import METRICS_FILE, atomic_save_figure, atomic_write_text, read_metrics
 
 
 def blocks(rows: List[Dict[str, float]], size: int) -> List[Dict[str, float]]:
@@ -90,10 +90,7 @@ def main(argv: List[str] | None = None) -> None:
     axes[0].set_ylabel("return minus alive bonus")
     axes[0].legend()
     fig.tight_layout()
-    tmp = prefix.with_name(prefix.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(prefix.with_suffix(".png"))
+    atomic_save_figure(fig, prefix.with_suffix(".png"), dpi=110)
     print(f"wrote {prefix.with_suffix('.md')} and {prefix.with_suffix('.png')}")
 
 
