@@ -4,6 +4,9 @@
 # generation, so the run stops at the first generation at or past the budget and resumes from there.
 #   scripts/stop_at_steps.sh RUN_DIR ENV_STEPS PID
 set -euo pipefail
+if [[ $# -ne 3 || ! "$2" =~ ^[0-9]+$ || ! "$3" =~ ^[0-9]+$ ]]; then
+    echo "usage: scripts/stop_at_steps.sh RUN_DIR ENV_STEPS PID (ENV_STEPS and PID are positive integers)" >&2; exit 2
+fi
 run_dir=$1; budget=$2; pid=$3
 while kill -0 "$pid" 2>/dev/null; do
     steps=$(tail -n 1 "$run_dir/metrics.csv" 2>/dev/null | cut -d, -f2 || true)  # no file before the first generation
