@@ -16,7 +16,8 @@ median and interquartile range over seeds, what adaptation means:
 
 - forward velocity over the fixed horizon (a fall stops the robot for the rest of it);
 - velocity kept: the distance covered after the failure, as a share of what the same
-  policy covered intact over the same steps of the same episodes;
+  policy covered intact over the same steps of the same episodes (left out for a run
+  whose policy moves slower than ``--min-walking-velocity`` intact: it does not walk);
 - falls (episodes ended early), counted apart; the return (with Ant's alive bonus) only reported.
 
     python scripts/limb_failure.py --generations 60 --popsize 20 --episode-length 250 --seeds 0 1 2 \\
@@ -134,6 +135,9 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--episodes", type=int, default=5, help="evaluation episodes per condition")
     parser.add_argument("--policy", choices=["center", "best"], default="center",
                         help="which policy to evaluate: the final ES center (default; the best sample is a lucky draw) or the best sample")
+    parser.add_argument("--min-walking-velocity", type=float, default=0.1,
+                        help="m/s; a run whose final policy moves slower than this intact does not walk, and its "
+                             "'velocity kept' ratios are left out (default 0.1)")
     parser.add_argument("--output", default="results/limb_failure")
     args = parser.parse_args(argv)
     for name in ("generations", "popsize", "episode_length", "episodes"):
@@ -145,6 +149,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     policy_key = "center_policy" if args.policy == "center" else "policy"
     rows: List[Dict[str, Any]] = []
     budget: Dict[str, Any] = {}
+    walking: Dict[str, bool] = {}
     start = time.perf_counter()
     for seed in args.seeds:  # seed-major: a study stopped early has every variant on the same seeds
         for variant, config in variant_configs(args, seed).items():
@@ -158,10 +163,15 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                 run_dir, failures=args.failures, episodes=args.episodes, failure_step=0,
                 json_out=run_dir / "evaluation.json", seed=10_000 + seed, policy_key=policy_key, quiet=True, plot=False,
             )
+            intact_velocity = report["conditions"].get("intact", {}).get("mean_forward_velocity")
+            walks = intact_velocity is not None and intact_velocity >= args.min_walking_velocity
+            walking[f"{variant}-seed{seed}"] = walks
             for name, s in report["conditions"].items():
                 rows.append({
                     "variant": variant, "seed": seed, "condition": name,
-                    "forward_velocity": s["mean_forward_velocity"], "velocity_kept": s.get("velocity_retention", 1.0),
+                    "forward_velocity": s["mean_forward_velocity"],
+                    # A share of a near-zero intact distance means nothing: left out of every "kept" statistic.
+                    "velocity_kept": s.get("velocity_retention", 1.0) if walks else None,
                     "distance": s["mean_distance"], "falls": s["falls"], "episodes": s["episodes"],
                     "return": s["mean_return"], "return_ratio": s.get("return_ratio", 1.0),
                     "episode_length": s["mean_episode_length"],
@@ -201,6 +211,9 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         "Forward velocity = distance / horizon (m/s; a fall stops the robot for the rest of the horizon). Velocity kept = "
         "distance after the failure / intact distance over the same steps of the same episodes. Falls = episodes ended "
         "early, summed over seeds. '@random' = a step drawn per episode in the middle half; 'a+b' = two legs; ':0.5' = half strength.",
+        f"Velocity kept is left out for a run slower than {args.min_walking_velocity:g} m/s intact (a ratio of near-zero "
+        "distances); runs that walk: " + ", ".join(f"{v} {sum(walking.get(f'{v}-seed{s}', False) for s in args.seeds)}/{len(args.seeds)}"
+                                                   for v in variants) + ".",
         "",
         "| condition | " + " | ".join(f"{v} velocity" for v in variants) + " | " + " | ".join(f"{v} kept" for v in variants)
         + " | " + " | ".join(f"{v} falls" for v in variants) + " |",
@@ -208,7 +221,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     ]
     for name in conditions:
         cells = [_fmt(table[v][name]["forward_velocity"]) for v in variants]
-        cells += ["1" if name == "intact" else _fmt(table[v][name]["velocity_kept"]) for v in variants]
+        cells += [("1" if table[v][name]["velocity_kept"]["n"] else "–") if name == "intact" else _fmt(table[v][name]["velocity_kept"])
+                  for v in variants]
         cells += [f"{table[v][name]['falls']}/{table[v][name]['episodes']}" for v in variants]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -230,7 +244,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buffer.getvalue())
     atomic_write_text(out / "table.md", text + "\n")
-    result = {"args": vars(args), "budget": budget, "table": table, "goal": goal, "wall_time": wall}
+    result = {"args": vars(args), "budget": budget, "walking": walking, "table": table, "goal": goal, "wall_time": wall}
     atomic_write_json(out / "summary.json", result)
     plot_training(out / "training.png", {f"{v}-seed{seed}": out / f"{v}-seed{seed}" for seed in args.seeds for v in variants})
     return result

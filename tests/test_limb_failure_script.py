@@ -47,8 +47,14 @@ def test_limb_failure_script_writes_its_report(script, tmp_path):
     assert np.isfinite(summary["table"]["plastic"]["intact"]["forward_velocity"]["median"])
     # Running it again resumes the finished runs instead of training them anew.
     mtime = (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime
-    script.main(args + ["--variants", "plastic"])
+    again = script.main(args + ["--variants", "plastic", "--min-walking-velocity", "1000"])
     assert (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime == mtime
+    # A policy slower than --min-walking-velocity intact does not walk: its "kept" ratios are left out.
+    assert again["walking"] == {"plastic-seed0": False}
+    assert again["table"]["plastic"]["front_left"]["velocity_kept"]["n"] == 0
+    assert again["goal"]["plastic"]["per_seed_mean"] == [None]
+    assert np.isfinite(again["table"]["plastic"]["front_left"]["forward_velocity"]["median"])
+    assert "plastic 0/1" in (out / "table.md").read_text()
 
 
 def test_alpha_scale_reaches_the_plastic_variant_only(script):
