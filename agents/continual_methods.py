@@ -340,7 +340,8 @@ class ESLearner:
 
 #: PlasticPPO arguments a continual run's method_config may set (policy_kwargs: the core policy's, e.g. hidden_size).
 PPO_FIELDS = ("policy", "n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef",
-              "vf_coef", "max_grad_norm", "sequence_length", "policy_kwargs", "episode_length")
+              "vf_coef", "max_grad_norm", "sequence_length", "policy_kwargs", "episode_length", "normalize_obs",
+              "normalize_reward")
 
 
 class PPOLearner:
@@ -353,6 +354,12 @@ class PPOLearner:
     stay SB3's. (EWC is offered by the a2c method.) The training return of an
     iteration is the mean return of the episodes that ended in it. A resumed run
     restarts its envs at the checkpoint, so it is not bit-identical to an unbroken one.
+
+    ``normalize_obs`` / ``normalize_reward`` (method_config, default off) wrap every
+    task's envs in SB3's ``VecNormalize``, as the ant-ppo preset does. The running
+    statistics are one pair shared by all the tasks' envs: like the weights, they
+    carry over from task to task and are not told of a boundary. Evaluation
+    normalizes observations with them, frozen, and scores unscaled rewards.
 
     :param config: the continual run's config; ``method_config`` takes :data:`PPO_FIELDS`.
     :param sequence: the tasks (one observation and action space for all).
@@ -373,6 +380,10 @@ class PPOLearner:
         mc = dict(config.method_config)
         self.n_envs = int(mc.pop("n_envs", 4))
         self.episode_length = mc.pop("episode_length", None)
+        self.normalize_obs = bool(mc.pop("normalize_obs", False))
+        self.normalize_reward = bool(mc.pop("normalize_reward", False))
+        self.gamma = float(mc.get("gamma", 0.99))
+        self._obs_rms = self._ret_rms = None  # the shared VecNormalize statistics, made with the first env
         policy_kwargs = dict(mc.pop("policy_kwargs", {}) or {})
         policy_kwargs.update(plastic=config.plastic, binary=config.binary)
         if config.optimizer == "metaplastic":
@@ -410,8 +421,9 @@ class PPOLearner:
             return grad + self.config.regularizer_strength * extra
         return hook
 
-    def _make(self, task_index: int, n_envs: int, seed: int):
+    def _make(self, task_index: int, n_envs: int, seed: int, training: bool = True):
         from stable_baselines3.common.env_util import make_vec_env
+        from stable_baselines3.common.vec_env import VecNormalize
 
         from plastic_rl.envs.sequences import make_env
 
@@ -420,9 +432,18 @@ class PPOLearner:
         if self.episode_length is not None:
             extra["max_episode_steps"] = self.episode_length
         try:
-            return make_vec_env(lambda: make_env(task, **extra), n_envs=n_envs, seed=seed)
+            env = make_vec_env(lambda: make_env(task, **extra), n_envs=n_envs, seed=seed)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"task {task.name!r} could not be built ({err}).") from None
+        if not (self.normalize_obs or self.normalize_reward):
+            return env
+        env = VecNormalize(env, norm_obs=self.normalize_obs, norm_reward=self.normalize_reward and training,
+                           gamma=self.gamma, training=training)
+        if self._obs_rms is None:
+            self._obs_rms, self._ret_rms = env.obs_rms, env.ret_rms
+        # One set of statistics for every task (updated in place by whichever env trains).
+        env.obs_rms, env.ret_rms = self._obs_rms, self._ret_rms
+        return env
 
     def _env(self, task_index: int):
         if task_index not in self._envs:
@@ -474,7 +495,7 @@ class PPOLearner:
         """Mean return over ``episodes`` episodes (deterministic actions for Box actions, sampled for discrete ones)."""
         from stable_baselines3.common.evaluation import evaluate_policy
 
-        env = self._make(task_index, min(episodes, 8), seed)
+        env = self._make(task_index, min(episodes, 8), seed, training=False)
         deterministic = "Box" in str(env.action_space)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -483,10 +504,15 @@ class PPOLearner:
         return float(mean)
 
     def state_dict(self) -> Dict[str, Any]:
-        """Policy, optimizer, step count and consolidations as plain tensors."""
-        return {"policy": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
-                "optimizer": self.policy.optimizer.state_dict(), "num_timesteps": int(self.model.num_timesteps),
-                "consolidations": [{"anchor": c.anchor, "importance": c.importance} for c in self.consolidations]}
+        """Policy, optimizer, step count, consolidations and VecNormalize statistics as plain tensors."""
+        state = {"policy": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
+                 "optimizer": self.policy.optimizer.state_dict(), "num_timesteps": int(self.model.num_timesteps),
+                 "consolidations": [{"anchor": c.anchor, "importance": c.importance} for c in self.consolidations]}
+        if self._obs_rms is not None:
+            state["normalization"] = {name: {"mean": torch.as_tensor(rms.mean), "var": torch.as_tensor(rms.var),
+                                             "count": float(rms.count)}
+                                      for name, rms in (("obs", self._obs_rms), ("ret", self._ret_rms))}
+        return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (the envs start new episodes)."""
@@ -497,6 +523,12 @@ class PPOLearner:
         self.consolidations = [Consolidation({k: v.to(device) for k, v in c["anchor"].items()},
                                              {k: v.to(device) for k, v in c["importance"].items()})
                                for c in state["consolidations"]]
+        for name, rms in (("obs", self._obs_rms), ("ret", self._ret_rms)):
+            saved = state.get("normalization", {}).get(name)
+            if rms is not None and saved is not None:  # in place: every task's env holds these objects
+                rms.mean = saved["mean"].numpy().astype(np.float64)
+                rms.var = saved["var"].numpy().astype(np.float64)
+                rms.count = float(saved["count"])
 
 
 #: method name -> learner class.

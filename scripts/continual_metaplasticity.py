@@ -14,7 +14,13 @@ Variants (``--variants``):
 - ``binary-adam``: binarized hidden layers, Adam (metaplasticity m = 0);
 - ``binary-meta``: binarized hidden layers, MetaplasticAdam, one run per ``--metas`` value;
 - ``fp-adam``: full-precision policy, Adam (plain fine-tuning, the floor);
-- ``fp-ewc``: full-precision policy, Adam with EWC (``--ewc-strength``).
+- ``fp-ewc``: full-precision policy, Adam with EWC (``--ewc-strength``; methods a2c);
+- ``fp-l2``: full-precision policy, Adam with an L2 pull to the earlier tasks' weights
+  (``--l2-strength``; the regularizer method ppo offers).
+
+``--env-kwargs`` adds keyword arguments to every task's env (e.g. ``'{include_cfrc_ext_in_observation:
+false}'`` for the quadruped), and ``--no-reference`` skips the from-scratch runs (no forward transfer,
+and no normalized forgetting, for less than 60% of the cost).
 
 Example (the README table)::
 
@@ -36,21 +42,23 @@ from typing import Any, Dict, List, Optional
 from plastic_rl.agents.continual_metrics import continual_metrics
 from plastic_rl.runs import CONFIG_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text
 
-VARIANTS = ("binary-adam", "binary-meta", "fp-adam", "fp-ewc")
+VARIANTS = ("binary-adam", "binary-meta", "fp-adam", "fp-ewc", "fp-l2")
 
 
-def variant_settings(variant: str, meta: float, ewc_strength: float) -> Dict[str, Any]:
+def variant_settings(variant: str, meta: float, ewc_strength: float, l2_strength: float = 1.0) -> Dict[str, Any]:
     """Continual config fields of one variant.
 
     :param variant: one of :data:`VARIANTS`.
     :param meta: the metaplasticity strength (binary-meta).
     :param ewc_strength: λ of EWC (fp-ewc).
+    :param l2_strength: λ of the L2 pull (fp-l2).
     """
     return {
         "binary-adam": {"binary": True, "optimizer": "adam"},
         "binary-meta": {"binary": True, "optimizer": "metaplastic", "meta": meta},
         "fp-adam": {"binary": False, "optimizer": "adam"},
         "fp-ewc": {"binary": False, "optimizer": "adam", "regularizer": "ewc", "regularizer_strength": ewc_strength},
+        "fp-l2": {"binary": False, "optimizer": "adam", "regularizer": "l2", "regularizer_strength": l2_strength},
     }[variant]
 
 
@@ -89,7 +97,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--method", default="a2c", choices=["a2c", "ppo", "es"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--metas", type=float, nargs="+", default=[10.0], help="MetaplasticAdam m of binary-meta runs")
-    parser.add_argument("--ewc-strength", type=float, default=100.0)
+    parser.add_argument("--ewc-strength", type=float, default=100.0, help="λ of EWC (fp-ewc)")
+    parser.add_argument("--l2-strength", type=float, default=1.0, help="λ of the L2 pull (fp-l2)")
+    parser.add_argument("--env-kwargs", default=None,
+                        help="a YAML/JSON mapping added to every task's env, e.g. '{include_cfrc_ext_in_observation: false}'")
+    parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                        help="also train each task from scratch, for forward transfer (default: yes)")
     parser.add_argument("--policies", nargs="+", default=["plastic"], choices=["plastic", "non-plastic"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps-per-task", type=int, default=300_000)
@@ -104,6 +117,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--steps-per-task and --eval-episodes must be positive integers.")
     if any(m < 0 for m in args.metas):
         parser.error(f"--metas must be numbers >= 0; got {args.metas}.")
+    env_kwargs: Dict[str, Any] = {}
+    if args.env_kwargs:
+        import yaml
+
+        try:
+            env_kwargs = yaml.safe_load(args.env_kwargs)
+        except yaml.YAMLError:
+            env_kwargs = None
+        if not isinstance(env_kwargs, dict):
+            parser.error(f"--env-kwargs must be a mapping such as '{{include_cfrc_ext_in_observation: false}}'; got {args.env_kwargs!r}.")
     method_config: Dict[str, Any] = {}
     if args.method_config:
         from plastic_rl.config import load_yaml
@@ -121,8 +144,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         base = {"sequence": args.sequence, "method": args.method, "steps_per_task": args.steps_per_task,
                 "eval_episodes": args.eval_episodes, "learning_rate": args.learning_rate,
                 "plastic": policy == "plastic", "seed": seed, "method_config": method_config,
-                "progress": sys.stderr.isatty(), "tensorboard": False,
-                **variant_settings(variant, meta, args.ewc_strength)}
+                "progress": sys.stderr.isatty(), "tensorboard": False, "env_kwargs": env_kwargs,
+                "reference": args.reference, **variant_settings(variant, meta, args.ewc_strength, args.l2_strength)}
         tic = time.perf_counter()
         run_dir = out / "runs" / f"{name}-seed{seed}"
         if args.report_only and not (run_dir / SUMMARY_FILE).is_file():

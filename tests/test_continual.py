@@ -233,3 +233,42 @@ def test_es_continual_run_resumes_to_the_unbroken_result(tmp_path, monkeypatch):
     monkeypatch.setattr(continual_methods.ESLearner, "train_iteration", original)
     resumed = train(config, tmp_path / "killed", resume=True)
     assert resumed["matrix"] == unbroken["matrix"] and resumed["stage_auc"] == unbroken["stage_auc"]
+
+
+TWO_PENDULUMS = """\
+tasks:
+  - {name: g10, env_id: Pendulum-v1, kwargs: {g: 10.0}}
+  - {name: g5, env_id: Pendulum-v1, kwargs: {g: 5.0}}
+"""
+
+
+def test_ppo_learner_shares_vecnormalize_statistics_across_tasks_and_checkpoints_them(tmp_path):
+    from plastic_rl.agents.continual_methods import PPOLearner
+    from plastic_rl.envs.sequences import get_sequence
+
+    path = tmp_path / "pendulums.yaml"
+    path.write_text(TWO_PENDULUMS)
+    sequence = get_sequence(str(path))
+    ppo = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1, "episode_length": 50, "normalize_obs": True,
+           "normalize_reward": True, "policy_kwargs": {"hidden_sizes": [8]}}
+    config = Config(sequence=str(path), method="ppo", **{**TINY, "method_config": ppo})
+    learner = PPOLearner(config, sequence, "none")
+    first, second = learner._env(0), learner._env(1)
+    assert first.obs_rms is second.obs_rms and first.ret_rms is second.ret_rms  # one set of statistics for all tasks
+    count = first.obs_rms.count
+    learner.train_iteration(0, 0, lambda **_: None)
+    learner.train_iteration(1, 0, lambda **_: None)
+    # Both tasks' rollouts (2 x 64 steps) and first resets (2 x 2 envs) updated the shared statistics.
+    assert first.obs_rms.count == pytest.approx(count + 2 * 64 + 2 * 2)
+    mean = first.obs_rms.mean.copy()
+    score = learner.evaluate(1, 2, seed=7)
+    assert first.obs_rms.count == pytest.approx(count + 2 * 64 + 2 * 2) and (first.obs_rms.mean == mean).all()  # frozen
+    state = learner.state_dict()
+    learner.finish()
+    torch.manual_seed(123)  # other initial weights: the checkpoint must put everything back
+    restored = PPOLearner(config, sequence, "none")
+    restored.load_state_dict(state)
+    assert restored._env(1).obs_rms.count == pytest.approx(first.obs_rms.count)
+    assert (restored._env(0).obs_rms.mean == mean).all()
+    assert restored.evaluate(1, 2, seed=7) == pytest.approx(score)  # the same normalized observations, the same actions
+    restored.finish()

@@ -1,0 +1,47 @@
+"""scripts/continual_metaplasticity.py: the variants, their run folders, the table, bad options."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+TWO_MAZES = """\
+tasks:
+  - {name: pillars, env_id: plastic_rl/Maze-v0, kwargs: {size: 7, episode_length: 20}}
+  - {name: open, env_id: plastic_rl/Maze-v0, kwargs: {size: 7, episode_length: 20, layout: open}}
+"""
+
+
+@pytest.fixture(scope="module")
+def script(load_script):
+    return load_script("continual_metaplasticity")
+
+
+def test_l2_variant_without_references_writes_its_row(script, tmp_path, capsys):
+    (tmp_path / "mazes.yaml").write_text(TWO_MAZES)
+    (tmp_path / "a2c.yaml").write_text("hidden_size: 8\nbatch_size: 4\n")
+    out = tmp_path / "out"
+    args = ["--sequence", str(tmp_path / "mazes.yaml"), "--method", "a2c", "--variants", "fp-l2", "--seeds", "0",
+            "--steps-per-task", "80", "--eval-episodes", "2", "--l2-strength", "0.5", "--no-reference",
+            "--env-kwargs", "{wall_penalty: 0.1}", "--method-config", str(tmp_path / "a2c.yaml"), "--out", str(out)]
+    assert script.main(args) == 0
+    run = out / "runs" / "plastic-fp-l2-seed0"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert (config["regularizer"], config["regularizer_strength"], config["reference"]) == ("l2", 0.5, False)
+    assert config["env_kwargs"] == {"wall_penalty": 0.1} and config["binary"] is False
+    rows = list(csv.DictReader((out / "continual_metaplasticity.csv").open()))
+    assert [r["name"] for r in rows] == ["plastic-fp-l2"]
+    assert rows[0]["mean_forward_transfer_raw"] == ""  # no from-scratch references: no forward transfer
+    assert json.loads((out / "continual_metaplasticity.json").read_text())["runs"][0]["env_steps"] > 0
+    assert "| plastic-fp-l2 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["[1, 2]", "{a: [", "3"])
+def test_env_kwargs_must_be_a_mapping(script, tmp_path, bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--env-kwargs", bad, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "--env-kwargs must be a mapping" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
