@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -42,7 +43,7 @@ import numpy as np
 
 from plastic_rl.agents import es
 from plastic_rl.agents.es_policy import build_policy, env_spaces
-from plastic_rl.agents.evaluate import evaluate_run
+from plastic_rl.agents.evaluate import evaluate_run, parse_conditions
 from plastic_rl.policies import MLPActorCritic
 from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
 
@@ -87,6 +88,25 @@ def train_or_resume(config: es.Config, run_dir: Path) -> Dict[str, Any]:
     if (run_dir / CHECKPOINT_FILE).is_file() and int(load_checkpoint(run_dir / CHECKPOINT_FILE)["generation"]) >= config.generations:
         return es.write_summary(run_dir, config)
     return es.train(config, run_dir, resume=resume)
+
+
+def reusable_evaluation(path: Path, expected: Dict[str, Any], conditions: List[str]) -> Optional[Dict[str, Any]]:
+    """The evaluation report at ``path`` if it was made with these settings, else None (evaluate again).
+
+    A run's ``evaluation.json`` is kept, so re-running the study (after a kill, or to add seeds)
+    evaluates only the runs whose final policy or evaluation settings changed.
+
+    :param path: the run's ``evaluation.json``.
+    :param expected: the fields that must match (``generation``, ``episodes``, ``seed``, ``policy_key``, ``failure_step``).
+    :param conditions: the condition names the evaluation must hold, in order.
+    """
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if any(report.get(k) != v for k, v in expected.items()) or list(report.get("conditions", {})) != conditions:
+        return None
+    return report
 
 
 def quartiles(values: List[Optional[float]]) -> Dict[str, float]:
@@ -144,6 +164,10 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}.")
 
+    try:
+        conditions_wanted = list(parse_conditions(args.failures, 0, args.episode_length))
+    except ValueError as err:
+        parser.error(str(err))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     policy_key = "center_policy" if args.policy == "center" else "policy"
@@ -159,10 +183,14 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                 "parameters": summary["parameters"], "env_steps": summary["env_steps"], "wall_time": summary["wall_time"],
                 "final_center_fitness": summary["final_center_fitness"],
             }
-            report = evaluate_run(
-                run_dir, failures=args.failures, episodes=args.episodes, failure_step=0,
-                json_out=run_dir / "evaluation.json", seed=10_000 + seed, policy_key=policy_key, quiet=True, plot=False,
-            )
+            expected = {"generation": summary["generations"], "episodes": args.episodes, "seed": 10_000 + seed,
+                        "policy_key": policy_key, "failure_step": 0}
+            report = reusable_evaluation(run_dir / "evaluation.json", expected, conditions_wanted)
+            if report is None:
+                report = evaluate_run(
+                    run_dir, failures=args.failures, episodes=args.episodes, failure_step=0,
+                    json_out=run_dir / "evaluation.json", seed=10_000 + seed, policy_key=policy_key, quiet=True, plot=False,
+                )
             intact_velocity = report["conditions"].get("intact", {}).get("mean_forward_velocity")
             walks = intact_velocity is not None and intact_velocity >= args.min_walking_velocity
             walking[f"{variant}-seed{seed}"] = walks

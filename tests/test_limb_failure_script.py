@@ -23,7 +23,7 @@ def test_quartiles_and_single_leg_conditions(script):
     assert script.single_leg_conditions(names) == ["front_left", "back_left@random", "front_right@250"]
 
 
-def test_limb_failure_script_writes_its_report(script, tmp_path):
+def test_limb_failure_script_writes_its_report(script, tmp_path, monkeypatch):
     out = tmp_path / "limb"
     args = ["--generations", "1", "--popsize", "4", "--episode-length", "20", "--seeds", "0", "--hidden-sizes", "8",
             "--episodes", "1", "--output", str(out)]
@@ -47,6 +47,12 @@ def test_limb_failure_script_writes_its_report(script, tmp_path):
     assert np.isfinite(summary["table"]["plastic"]["intact"]["forward_velocity"]["median"])
     # Running it again resumes the finished runs instead of training them anew.
     mtime = (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime
+    evaluate_run = script.evaluate_run
+
+    def must_not_evaluate(*args, **kwargs):
+        raise AssertionError("a finished run with the same evaluation settings was evaluated again")
+
+    monkeypatch.setattr(script, "evaluate_run", must_not_evaluate)  # its evaluation.json is reused
     again = script.main(args + ["--variants", "plastic", "--min-walking-velocity", "1000"])
     assert (out / "plastic-seed0" / CHECKPOINT_FILE).stat().st_mtime == mtime
     # A policy slower than --min-walking-velocity intact does not walk: its "kept" ratios are left out.
@@ -55,6 +61,11 @@ def test_limb_failure_script_writes_its_report(script, tmp_path):
     assert again["goal"]["plastic"]["per_seed_mean"] == [None]
     assert np.isfinite(again["table"]["plastic"]["front_left"]["forward_velocity"]["median"])
     assert "plastic 0/1" in (out / "table.md").read_text()
+    # Other evaluation settings (here the conditions) evaluate again.
+    calls = []
+    monkeypatch.setattr(script, "evaluate_run", lambda *a, **k: calls.append(k["failures"]) or evaluate_run(*a, **k))
+    fewer = script.main(args + ["--variants", "plastic", "--failures", "none,front_left"])
+    assert calls == ["none,front_left"] and set(fewer["table"]["plastic"]) == {"intact", "front_left"}
 
 
 def test_alpha_scale_reaches_the_plastic_variant_only(script):
