@@ -2,7 +2,8 @@
 
 Evolves, for each seed and with the same ES budget (algorithm, population,
 generations, episode length), three policies under random leg failures
-(``failed_legs="random"``: none 0.4, each leg 0.15):
+(``failed_legs="random"``: none 0.4, each leg 0.15; from the start of the episode,
+or with ``--training-failure-step random`` at a step drawn in its middle half):
 
 - ``static``: an MLP without plasticity, widened to the plastic MLP's parameter count;
 - ``plastic``: the plastic MLP with simple neuromodulation;
@@ -43,7 +44,7 @@ import numpy as np
 
 from plastic_rl.agents import es
 from plastic_rl.agents.es_policy import build_policy, env_spaces
-from plastic_rl.agents.evaluate import evaluate_run, parse_conditions
+from plastic_rl.agents.evaluate import evaluate_run, parse_conditions, random_step_range
 from plastic_rl.policies import MLPActorCritic
 from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
 
@@ -59,6 +60,11 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
     :param seed: the seed of the three runs.
     """
     env_kwargs: Dict[str, Any] = {"failed_legs": "random"}
+    if getattr(args, "training_failure_step", "0") == "random":
+        # The drawn leg fails mid-episode, in the middle half of the episode (as the evaluation's @random
+        # conditions): the policy must adapt within an episode.
+        env_kwargs["failure_step"] = "random"
+        env_kwargs["failure_step_range"] = list(random_step_range(args.episode_length))
     if args.no_contact_forces:
         env_kwargs["include_cfrc_ext_in_observation"] = False  # Ant's 27-value observation
     common = dict(
@@ -151,6 +157,10 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                         help="subtracted from every step's reward during the search (Ant-v5's alive bonus is 1.0, so standing still earns nothing)")
     parser.add_argument("--no-contact-forces", action="store_true",
                         help="Ant-v5 without the 78 contact-force observations (include_cfrc_ext_in_observation=False: 27 values)")
+    parser.add_argument("--training-failure-step", choices=["0", "random"], default="0",
+                        help="when the drawn leg fails in training: 0 = from the start of the episode (default), random = at a "
+                             "step drawn per episode in the middle half, so that only a policy that adapts within the episode "
+                             "keeps its speed (use another --output: the runs differ)")
     parser.add_argument("--failures", default=DEFAULT_FAILURES, help=f"evaluation conditions, as plastic-rl evaluate --failures (default {DEFAULT_FAILURES})")
     parser.add_argument("--episodes", type=int, default=5, help="evaluation episodes per condition")
     parser.add_argument("--policy", choices=["center", "best"], default="center",

@@ -78,3 +78,27 @@ def test_alpha_scale_reaches_the_plastic_variant_only(script):
     assert configs["plastic"].alpha_scale == 0.1
     assert configs["static"].alpha_scale == 1.0 and configs["rules"].alpha_scale == 1.0
     assert configs["plastic"].env_kwargs["include_cfrc_ext_in_observation"] is False
+    assert "failure_step" not in configs["static"].env_kwargs  # by default the drawn leg fails from the start
+
+
+def test_training_failure_step_random_makes_legs_fail_mid_episode(script):
+    import gymnasium as gym
+
+    from argparse import Namespace
+
+    args = Namespace(algorithm="pgpe", popsize=4, generations=1, episode_length=40, hidden_sizes=[8], num_actors=0,
+                     no_contact_forces=True, center_learning_rate=0.1, decrease_rewards_by=1.0, stdev_init=0.02,
+                     rules_stdev_init=0.1, alpha_scale=1.0, variants=["static", "plastic", "rules"],
+                     training_failure_step="random")
+    configs = script.variant_configs(args, seed=0)
+    kwargs = configs["plastic"].env_kwargs
+    assert kwargs["failure_step"] == "random" and tuple(kwargs["failure_step_range"]) == (10, 30)  # the middle half
+    assert all(c.env_kwargs == kwargs for c in configs.values())
+    env = gym.make(configs["static"].env_id, **kwargs)
+    steps = set()
+    for episode in range(30):
+        _, info = env.reset(seed=episode)
+        if info.get("failed_legs"):
+            steps.add(info["failure_step"])
+    env.close()
+    assert steps and all(10 <= k < 30 for k in steps) and len(steps) > 1  # drawn per episode inside the range
