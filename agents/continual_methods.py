@@ -508,10 +508,9 @@ class PPOLearner:
         state = {"policy": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
                  "optimizer": self.policy.optimizer.state_dict(), "num_timesteps": int(self.model.num_timesteps),
                  "consolidations": [{"anchor": c.anchor, "importance": c.importance} for c in self.consolidations]}
-        if self._obs_rms is not None:
-            state["normalization"] = {name: {"mean": torch.as_tensor(rms.mean), "var": torch.as_tensor(rms.var),
-                                             "count": float(rms.count)}
-                                      for name, rms in (("obs", self._obs_rms), ("ret", self._ret_rms))}
+        from plastic_rl.agents.ppo_train import vec_normalize_state
+
+        state["normalization"] = vec_normalize_state(self._env(0))  # every task's env holds the same statistics
         return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
@@ -523,12 +522,9 @@ class PPOLearner:
         self.consolidations = [Consolidation({k: v.to(device) for k, v in c["anchor"].items()},
                                              {k: v.to(device) for k, v in c["importance"].items()})
                                for c in state["consolidations"]]
-        for name, rms in (("obs", self._obs_rms), ("ret", self._ret_rms)):
-            saved = state.get("normalization", {}).get(name)
-            if rms is not None and saved is not None:  # in place: every task's env holds these objects
-                rms.mean = saved["mean"].numpy().astype(np.float64)
-                rms.var = saved["var"].numpy().astype(np.float64)
-                rms.count = float(saved["count"])
+        from plastic_rl.agents.ppo_train import restore_vec_normalize
+
+        restore_vec_normalize(self._env(0), state.get("normalization"))  # in place: every task's env sees them
 
 
 #: method name -> learner class.

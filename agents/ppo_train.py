@@ -263,7 +263,8 @@ def obs_norm_record(env) -> Optional[Dict[str, Any]]:
     }
 
 
-def _vec_normalize_state(env) -> Optional[Dict[str, Any]]:
+def vec_normalize_state(env) -> Optional[Dict[str, Any]]:
+    """VecNormalize's running statistics of ``env`` as float64 tensors (None without VecNormalize)."""
     norm = _vec_normalize(env)
     if norm is None:
         return None
@@ -272,7 +273,8 @@ def _vec_normalize_state(env) -> Optional[Dict[str, Any]]:
             "ret_mean": as_tensor(norm.ret_rms.mean), "ret_var": as_tensor(norm.ret_rms.var), "ret_count": float(norm.ret_rms.count)}
 
 
-def _restore_vec_normalize(env, state: Optional[Dict[str, Any]]) -> None:
+def restore_vec_normalize(env, state: Optional[Dict[str, Any]]) -> None:
+    """Put :func:`vec_normalize_state`'s statistics back into ``env``'s VecNormalize (in place: every holder sees them)."""
     norm = _vec_normalize(env)
     if norm is None or state is None:
         return
@@ -314,7 +316,7 @@ def checkpoint_payload(config: Config, model, env, iteration: int, wall_time: fl
             "num_timesteps": int(model.num_timesteps),
             "n_updates": int(model._n_updates),
         },
-        "vec_normalize": _vec_normalize_state(env),
+        "vec_normalize": vec_normalize_state(env),
         "torch_rng": torch.get_rng_state(),
     }
 
@@ -326,7 +328,7 @@ def restore(model, env, checkpoint: Dict[str, Any]) -> float:
     model.policy.optimizer.load_state_dict(state["optimizer"])
     model.num_timesteps = int(state["num_timesteps"])
     model._n_updates = int(state["n_updates"])
-    _restore_vec_normalize(env, checkpoint.get("vec_normalize"))
+    restore_vec_normalize(env, checkpoint.get("vec_normalize"))
     torch.set_rng_state(checkpoint["torch_rng"])
     return float(checkpoint["wall_time"])
 

@@ -60,7 +60,7 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
     :param seed: the seed of the three runs.
     """
     env_kwargs: Dict[str, Any] = {"failed_legs": "random"}
-    if getattr(args, "training_failure_step", "0") == "random":
+    if args.training_failure_step == "random":
         # The drawn leg fails mid-episode, in the middle half of the episode (as the evaluation's @random
         # conditions): the policy must adapt within an episode.
         env_kwargs["failure_step"] = "random"

@@ -73,7 +73,7 @@ def test_alpha_scale_reaches_the_plastic_variant_only(script):
 
     args = Namespace(algorithm="pgpe", popsize=4, generations=1, episode_length=20, hidden_sizes=[8], num_actors=0,
                      no_contact_forces=True, center_learning_rate=0.1, decrease_rewards_by=1.0, stdev_init=0.02,
-                     rules_stdev_init=0.1, alpha_scale=0.1, variants=["static", "plastic", "rules"])
+                     rules_stdev_init=0.1, alpha_scale=0.1, variants=["static", "plastic", "rules"], training_failure_step="0")
     configs = script.variant_configs(args, seed=0)
     assert configs["plastic"].alpha_scale == 0.1
     assert configs["static"].alpha_scale == 1.0 and configs["rules"].alpha_scale == 1.0
