@@ -125,6 +125,7 @@ def cmd_evaluate(args) -> int:
             policy_key="center_policy" if args.policy == "center" else "policy",
             compare=args.compare,
             maze_sizes=_maze_sizes(args.maze_sizes),
+            min_reference_velocity=args.min_reference_velocity,
         )
     except RunDirError:
         raise
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=None, help="episodes per condition (quadruped, default 5) or mazes per size (maze, default 100)")
     evaluate.add_argument("--maze-sizes", default=None, help="maze: other maze sizes to test besides the trained one (default 9,13)")
     evaluate.add_argument("--failure-step", type=int, default=None, help="step at which legs fail mid-episode (default: half the episode length)")
+    evaluate.add_argument("--min-reference-velocity", type=float, default=0.05, metavar="M_PER_S",
+                          help="quadruped: leave 'kept' out where the intact policy moved slower than this (m/s; default 0.05)")
     evaluate.add_argument("--json", default=None, help="write the results to this JSON file")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--compare", metavar="RUN_DIR", default=None,

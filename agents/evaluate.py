@@ -30,7 +30,10 @@ return (whose alive bonus pays for standing still):
   (for ``@K`` and ``@random`` conditions: from the failure step on);
 - ``return_ratio``: return / intact return, reported only.
 
-A ratio is None (JSON null) where the intact reference is not positive.
+A ratio is None (JSON null) where the intact reference is not positive; ``velocity_retention``
+is also None where the intact policy moved slower than ``min_reference_velocity`` (default
+0.05 m/s) over the compared steps: the share of a near-zero distance is noise (a robot that
+stands and twitches "keeps" 300% or -200% of it).
 
 Outputs: a dict (and optionally a JSON file) ``{"conditions": {name: stats}, ...}``,
 a table on the terminal, and a PNG of the forward velocity over time around the
@@ -57,6 +60,7 @@ from plastic_rl.envs.quadruped import LEG_NAMES
 QUADRUPED_ENV_PREFIX = "plastic_rl/AntLegFailure"
 MAZE_ENV_PREFIX = "plastic_rl/Maze"
 VELOCITY_PNG = "velocity_failure.png"
+MIN_REFERENCE_VELOCITY = 0.05  # m/s: below this the intact robot is not going anywhere, and "kept" means nothing
 SMOOTHING = 20  # steps of the moving average in the velocity plot (Ant's velocity is very jerky)
 # The env's failure settings: a condition sets its own, the training run's (e.g. failed_legs="random") never leak in.
 FAILURE_KWARGS = ("failed_legs", "failure_probs", "failure_step", "failure_step_range", "leg_strength")
@@ -297,6 +301,7 @@ def evaluate_policy(
     episodes: int = 5,
     seed: int = 0,
     episode_length: int = 1000,
+    min_reference_velocity: float = MIN_REFERENCE_VELOCITY,
 ) -> Dict[str, Any]:
     """Forward motion, falls and returns of ``policy`` under each condition.
 
@@ -309,11 +314,15 @@ def evaluate_policy(
     :param episodes: episodes per condition (episode ``i`` of every condition uses seed ``seed + i``).
     :param seed: base seed.
     :param episode_length: steps per episode (the fixed horizon of the distance and velocity).
+    :param min_reference_velocity: ``velocity_retention`` is None where the intact policy's mean forward
+        velocity over the compared steps is below this (m/s).
     :returns: ``{"conditions": {name: stats}, "velocity": {name: mean velocity per step}}``; the stats are
         described in the module docstring. The ratios to ``intact`` need an ``intact`` condition.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be a positive integer; got {episodes}.")
+    if not min_reference_velocity >= 0:
+        raise ValueError(f"min_reference_velocity must be a number >= 0 (m/s); got {min_reference_velocity!r}.")
     names = list(conditions)
     base = {k: v for k, v in env_kwargs.items() if k not in FAILURE_KWARGS}
     kwargs = [{**base, **conditions[name]} for name in names for _ in range(episodes)]
@@ -368,7 +377,9 @@ def evaluate_policy(
             kept = _distances(rollout["positions"][rows_of[name]], rollout["lengths"][rows_of[name]], starts).sum()
             reference = _distances(rollout["positions"][intact], rollout["lengths"][intact], starts).sum()
             # None (JSON null) where the intact policy does not move forward: a ratio would mean nothing.
-            results[name]["velocity_retention"] = float(kept / reference) if reference > 0 else None
+            compared_time = np.maximum(episode_length - starts, 0).sum() * rollout["dt"]
+            moves = reference > 0 and reference / compared_time >= min_reference_velocity
+            results[name]["velocity_retention"] = float(kept / reference) if moves else None
             intact_return = results["intact"]["mean_return"]
             results[name]["return_ratio"] = float(results[name]["mean_return"] / intact_return) if intact_return > 0 else None
     return {"conditions": results, "velocity": velocity_curves}
@@ -505,6 +516,7 @@ def evaluate_run(
     quiet: bool = False,
     compare: Optional[str | Path] = None,
     maze_sizes: Optional[Sequence[int]] = None,
+    min_reference_velocity: float = MIN_REFERENCE_VELOCITY,
 ) -> Dict[str, Any]:
     """Evaluate a run folder's policy: the limb-failure matrix for a quadruped run, new mazes for a maze run.
 
@@ -521,6 +533,8 @@ def evaluate_run(
     :param compare: quadruped: a second run folder (e.g. the static twin) evaluated on the same conditions
         and episode seeds; its results go under ``"compare"`` and its curves into the same PNG.
     :param maze_sizes: maze: the maze sizes to test besides the trained one (default 9 and 13).
+    :param min_reference_velocity: quadruped: "kept" is left out (None) where the intact policy moved slower
+        than this over the compared steps (m/s).
     :returns: ``{"run_dir", "env", ..., "conditions": {name: stats}, "velocity": {name: mean velocity per step}}``
         (plus ``"compare": {"run_dir", "conditions", "velocity"}`` with ``compare``); for a maze run, see
         :func:`plastic_rl.agents.evaluate_maze.evaluate_maze_run`.
@@ -536,6 +550,8 @@ def evaluate_run(
         from plastic_rl.agents.evaluate_maze import evaluate_maze_run
 
         return evaluate_maze_run(run_dir, episodes=episodes or 100, sizes=maze_sizes, seed=seed, json_out=json_out, quiet=quiet)
+    if isinstance(min_reference_velocity, bool) or not isinstance(min_reference_velocity, (int, float)) or not min_reference_velocity >= 0:
+        raise ValueError(f"--min-reference-velocity must be a number >= 0 (m/s); got {min_reference_velocity!r}.")
     if maze_sizes is not None:
         raise ValueError(f"--maze-sizes applies to maze runs; {str(run_dir)!r} is not one (env: {env_id!r}).")
     episodes = episodes or 5
@@ -553,12 +569,13 @@ def evaluate_run(
         raise ValueError(f"--failure-step must be an integer from 0 to {length - 1} (the episode length is {length}); got {failure_step!r}.")
     conditions = parse_conditions("all" if failures is None else failures, failure_step, length)
     result = evaluate_policy(
-        run["policy"], run["obs_norm"], run["env_id"], run["env_kwargs"], conditions, episodes, seed, length
+        run["policy"], run["obs_norm"], run["env_id"], run["env_kwargs"], conditions, episodes, seed, length, min_reference_velocity
     )
     compared = None
     if other is not None:
         compared = evaluate_policy(
-            other["policy"], other["obs_norm"], other["env_id"], other["env_kwargs"], conditions, episodes, seed, length
+            other["policy"], other["obs_norm"], other["env_id"], other["env_kwargs"], conditions, episodes, seed, length,
+            min_reference_velocity,
         )
     report = {
         "run_dir": str(run_dir),
@@ -569,6 +586,7 @@ def evaluate_run(
         "seed": seed,
         "failure_step": failure_step,
         "random_step_range": list(random_step_range(length)),
+        "min_reference_velocity": min_reference_velocity,
         "conditions": result["conditions"],
     }
     if compared is not None:

@@ -21,7 +21,9 @@ def make_policy(seed: int = 0, plastic: bool = True) -> MLPActorCritic:
 def test_distance_velocity_and_ratios_on_a_fixed_horizon():
     policy = make_policy(0)
     conditions = parse_conditions("front_left:1,back_left", 0, 40)  # strength 1 = an intact leg
-    result = evaluate_policy(policy, None, ENV, {"failed_legs": "random"}, conditions, episodes=2, seed=5, episode_length=40)
+    # min_reference_velocity 0: the ratios of this untrained policy's small motion are what this test checks.
+    result = evaluate_policy(policy, None, ENV, {"failed_legs": "random"}, conditions, episodes=2, seed=5, episode_length=40,
+                             min_reference_velocity=0.0)
     stats = result["conditions"]
     intact = stats["intact"]
     assert intact["falls"] == 0 and intact["mean_episode_length"] == 40
@@ -39,6 +41,27 @@ def test_distance_velocity_and_ratios_on_a_fixed_horizon():
     assert same["return_ratio"] == pytest.approx(1.0)
     assert stats["back_left"]["distances"] != intact["distances"]
     assert "back_left" in format_table(stats)
+
+
+def test_velocity_kept_is_left_out_where_the_intact_policy_hardly_moves():
+    policy = make_policy(2)  # this untrained policy drifts forward at about 0.1 m/s on these seeds
+    conditions = parse_conditions("back_left,back_left@20", 0, 40)
+    loose = evaluate_policy(policy, None, ENV, {}, conditions, episodes=2, seed=5, episode_length=40, min_reference_velocity=0.0)
+    intact = loose["conditions"]["intact"]
+    assert intact["mean_distance"] > 0, "the test needs a policy that drifts forward a little"
+    velocity = intact["mean_forward_velocity"]
+    # Just above the intact velocity over the whole horizon: the from-the-start ratio is left out, the
+    # return ratio is not (it is reported either way); below it, the ratio is kept.
+    strict = evaluate_policy(policy, None, ENV, {}, conditions, episodes=2, seed=5, episode_length=40,
+                             min_reference_velocity=velocity * 1.01)
+    assert strict["conditions"]["back_left"]["velocity_retention"] is None
+    assert strict["conditions"]["back_left"]["return_ratio"] == loose["conditions"]["back_left"]["return_ratio"]
+    assert strict["conditions"]["back_left"]["distances"] == loose["conditions"]["back_left"]["distances"]
+    below = evaluate_policy(policy, None, ENV, {}, conditions, episodes=2, seed=5, episode_length=40,
+                            min_reference_velocity=velocity * 0.99)
+    assert below["conditions"]["back_left"]["velocity_retention"] == loose["conditions"]["back_left"]["velocity_retention"]
+    with pytest.raises(ValueError, match="min_reference_velocity must be a number >= 0"):
+        evaluate_policy(policy, None, ENV, {}, conditions, episodes=1, episode_length=10, min_reference_velocity=-1.0)
 
 
 def test_falls_are_counted_apart_and_stop_the_robot_for_the_rest_of_the_horizon():

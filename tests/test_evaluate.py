@@ -114,6 +114,9 @@ def test_evaluate_run_from_a_checkpoint_with_the_shared_keys(tmp_path):
     assert list(report["conditions"]) == ["intact", "back_left", "back_left@10"]
     with pytest.raises(ValueError, match="--failure-step must be an integer from 0 to 19"):
         evaluate_run(run, failures="all", failure_step=20, quiet=True)
+    with pytest.raises(ValueError, match=r"--min-reference-velocity must be a number >= 0 \(m/s\); got -0.1"):
+        evaluate_run(run, failures="none", min_reference_velocity=-0.1, quiet=True)
+    assert evaluate_run(run, failures="none", episodes=1, quiet=True)["min_reference_velocity"] == 0.05
 
 
 def test_cli_unknown_leg_exits_2_with_one_sentence(tmp_path):
