@@ -5,8 +5,9 @@ continual run (``plastic_rl.agents.continual``) over the chosen sequence, each i
 its own run folder under ``OUT/runs``; running the script again resumes
 unfinished runs from their checkpoints and skips finished ones, so it survives
 being killed (and a small budget can be extended by a later call). It then
-writes ``OUT/continual_metaplasticity.csv`` (one row per run) and ``.json``,
-and prints a Markdown table: average performance at the end, mean forgetting
+writes ``OUT/continual_metaplasticity.csv`` (one row per run) and ``.json``
+(an invocation replaces the rows of the runs it reports and keeps the others, so
+one process per variant builds one table), and prints a Markdown table: average performance at the end, mean forgetting
 and mean forward transfer (median [IQR] over seeds), and wall time per run.
 
 Variants (``--variants``):
@@ -33,11 +34,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from plastic_rl.agents.continual_metrics import continual_metrics
 from plastic_rl.runs import CONFIG_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text
@@ -68,8 +70,6 @@ def run_one(base: Dict[str, Any], run_dir: Path) -> Dict[str, Any]:
     :param base: continual config fields.
     :param run_dir: its folder.
     """
-    import json
-
     from plastic_rl.agents.continual import Config, train
     from plastic_rl.config import config_from_dict
 
@@ -88,6 +88,25 @@ def _median_iqr(values: List[Optional[float]]) -> str:
         return f"{values[0]:.2f}"
     q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return f"{statistics.median(values):.2f} [{q1:.2f}, {q3:.2f}]"
+
+
+def merge_with_earlier_rows(json_path: Path, rows: List[Dict[str, Any]], command: str) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """This call's rows merged into the ones an earlier call wrote to ``json_path``.
+
+    One process per variant is the way to use both cores, so each invocation keeps the other runs' rows
+    and replaces only those of the runs it reported (same name and seed); the commands that made the
+    rows are kept in order, each once.
+    """
+    earlier: List[Dict[str, Any]] = []
+    commands: List[str] = []
+    if json_path.is_file():
+        previous = json.loads(json_path.read_text())
+        earlier = previous.get("runs", [])
+        commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
+    mine = {(r["name"], r["seed"]): r for r in rows}
+    merged = [mine.pop((r["name"], r["seed"]), r) for r in earlier]  # a re-reported run keeps its place
+    merged += [r for r in rows if (r["name"], r["seed"]) in mine]
+    return merged, [c for c in commands if c != command] + [command]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -167,14 +186,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not rows:
         print("no finished runs.")
         return 0
+    command = " ".join(["python", "scripts/continual_metaplasticity.py", *(argv if argv is not None else sys.argv[1:])])
+    rows, commands = merge_with_earlier_rows(out / "continual_metaplasticity.json", rows, command)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "continual_metaplasticity.csv", buffer.getvalue())
-    atomic_write_json(out / "continual_metaplasticity.json", {
-        "command": " ".join(["python", "scripts/continual_metaplasticity.py", *(argv if argv is not None else sys.argv[1:])]),
-        "runs": rows})
+    atomic_write_json(out / "continual_metaplasticity.json", {"commands": commands, "runs": rows})
     print("\n| variant | average performance | mean forgetting | mean forgetting (normalized) | mean forward transfer (raw) | wall time per run (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in dict.fromkeys(r["name"] for r in rows):

@@ -37,6 +37,15 @@ def test_l2_variant_without_references_writes_its_row(script, tmp_path, capsys):
     assert rows[0]["mean_forward_transfer_raw"] == ""  # no from-scratch references: no forward transfer
     assert json.loads((out / "continual_metaplasticity.json").read_text())["runs"][0]["env_steps"] > 0
     assert "| plastic-fp-l2 |" in capsys.readouterr().out
+    # A second process (another variant, same OUT) adds its row and keeps the first one's.
+    assert script.main([*args[:args.index("--variants") + 1], "fp-adam", *args[args.index("--variants") + 2:]]) == 0
+    rows = list(csv.DictReader((out / "continual_metaplasticity.csv").open()))
+    assert [r["name"] for r in rows] == ["plastic-fp-l2", "plastic-fp-adam"]
+    # Re-tabulating the first variant replaces its row in place; both commands are recorded.
+    assert script.main([*args, "--report-only"]) == 0
+    report = json.loads((out / "continual_metaplasticity.json").read_text())
+    assert [r["name"] for r in report["runs"]] == ["plastic-fp-l2", "plastic-fp-adam"]
+    assert len(report["commands"]) == 3 and report["commands"][-1].endswith("--report-only")
 
 
 @pytest.mark.parametrize("bad", ["[1, 2]", "{a: [", "3"])
