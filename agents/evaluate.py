@@ -62,8 +62,10 @@ MAZE_ENV_PREFIX = "plastic_rl/Maze"
 VELOCITY_PNG = "velocity_failure.png"
 MIN_REFERENCE_VELOCITY = 0.05  # m/s: below this the intact robot is not going anywhere, and "kept" means nothing
 SMOOTHING = 20  # steps of the moving average in the velocity plot (Ant's velocity is very jerky)
-# The env's failure settings: a condition sets its own, the training run's (e.g. failed_legs="random") never leak in.
-FAILURE_KWARGS = ("failed_legs", "failure_probs", "failure_step", "failure_step_range", "leg_strength")
+# The env's failure settings: a condition sets its own, the training run's (e.g. failed_legs="random") never leak
+# in, and returns are Ant's own reward (pre_failure_reward_weight is a training fitness, not a measure).
+FAILURE_KWARGS = ("failed_legs", "failure_probs", "failure_step", "failure_step_range", "leg_strength",
+                  "pre_failure_reward_weight")
 GROUPS = ("all", "none", "pairs", "random", "full")
 WEAK_DEFAULT = 0.5  # the strength of the weak legs in the "full" matrix
 _CONDITION = re.compile(r"^(?P<legs>[a-z_]+(?:\+[a-z_]+)*)(?::(?P<strength>[0-9.eE+-]+))?(?:@(?P<step>\d+|random))?$")

@@ -197,6 +197,13 @@ def _validate_failure_probs(value: Any) -> tuple[tuple[tuple[str, ...], ...], np
     return tuple(outcomes), cdf
 
 
+def _validate_pre_failure_weight(value: Any) -> float:
+    """``pre_failure_reward_weight``: a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"pre_failure_reward_weight must be a number from 0 to 1; got {value!r}.")
+    return float(value)
+
+
 def _validate_failure_step(value: Any, argument: str = "failure_step") -> int | None:
     """Return ``value`` as a non-negative int, or None for ``"random"``.
 
@@ -320,6 +327,15 @@ class AntLegFailureEnv(AntEnv):
     * ``failure_active``: whether the failure is in effect for this step
       (always False when ``failed_legs`` is empty).
 
+    ``pre_failure_reward_weight = w`` (default 1) scales the reward of the steps
+    before the failure of an episode in which a leg will fail: Ant's forward
+    reward and costs are multiplied by w, its alive bonus is kept, so a search
+    that subtracts the alive bonus (ES's ``decrease_rewards_by``) sees w times
+    Ant's motion reward there and all of it after the failure. With w < 1 the
+    fitness pays more for what a policy does once the leg has gone than for
+    the intact gait before it. Steps of episodes without a failure, the
+    ``info`` reward terms and the motion itself are Ant-v5's unchanged.
+
     ``reset(options=...)`` may override, for that one episode only,
     ``"failed_legs"`` (a list of leg names or "random"), ``"failure_step"``
     (an int or "random") and ``"leg_strength"``. Other option keys are
@@ -341,6 +357,7 @@ class AntLegFailureEnv(AntEnv):
         failure_step: int | str = 0,
         failure_step_range: tuple[int, int] = DEFAULT_FAILURE_STEP_RANGE,
         leg_strength: float | Mapping[str, float] = 0.0,
+        pre_failure_reward_weight: float = 1.0,
         **kwargs: Any,
     ) -> None:
         """Create the env.
@@ -369,6 +386,9 @@ class AntLegFailureEnv(AntEnv):
             leg_strength: The share of control a failed leg keeps, in [0, 1]:
                 a number for every failed leg, or a dict leg -> number (legs
                 left out keep 0). 0 (default) is a limp leg.
+            pre_failure_reward_weight: In [0, 1]: the weight of Ant's forward
+                reward and costs on the steps before this episode's failure
+                (the alive bonus is kept); 1 (default) is Ant-v5's reward.
             **kwargs: Passed unchanged to ``gymnasium.envs.mujoco.ant_v5.AntEnv``
                 (``ctrl_cost_weight``, ``healthy_z_range``, ``xml_file``, ...).
 
@@ -388,6 +408,7 @@ class AntLegFailureEnv(AntEnv):
         self._outcomes, self._outcome_cdf = _validate_failure_probs(failure_probs)
         self._default_failure_step = _validate_failure_step(failure_step)
         self._step_range = _validate_step_range(failure_step_range)
+        self._pre_failure_weight = _validate_pre_failure_weight(pre_failure_reward_weight)
 
         super().__init__(**kwargs)
         # AntEnv registered its own positional args for pickling/copying;
@@ -399,6 +420,7 @@ class AntLegFailureEnv(AntEnv):
             failure_step=failure_step,
             failure_step_range=failure_step_range,
             leg_strength=leg_strength,
+            pre_failure_reward_weight=pre_failure_reward_weight,
             **kwargs,
         )
 
@@ -508,6 +530,9 @@ class AntLegFailureEnv(AntEnv):
         self._t += 1
         # A new array, so the caller's action is never modified in place.
         obs, reward, terminated, truncated, info = self._ant_v5_step(np.multiply(action, self._mask))
+        if self._pre_failure_weight != 1.0 and self._episode_failed_legs and not self._failure_active:
+            survive = info["reward_survive"]
+            reward = survive + self._pre_failure_weight * (reward - survive)
         return obs, reward, terminated, truncated, self._add_info(info)
 
     def _ant_v5_step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:

@@ -3,7 +3,9 @@
 Evolves, for each seed and with the same ES budget (algorithm, population,
 generations, episode length), three policies under random leg failures
 (``failed_legs="random"``: none 0.4, each leg 0.15; from the start of the episode,
-or with ``--training-failure-step random`` at a step drawn in its middle half):
+or with ``--training-failure-step random`` at a step drawn in its middle half;
+``--training-failure-probs`` replaces the distribution, and ``--pre-failure-reward-weight``
+weighs the motion reward before a mid-episode failure less than after it):
 
 - ``static``: an MLP without plasticity, widened to the plastic MLP's parameter count;
 - ``plastic``: the plastic MLP with simple neuromodulation;
@@ -65,6 +67,10 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
         # conditions): the policy must adapt within an episode.
         env_kwargs["failure_step"] = "random"
         env_kwargs["failure_step_range"] = list(random_step_range(args.episode_length))
+        if args.pre_failure_reward_weight != 1.0:
+            env_kwargs["pre_failure_reward_weight"] = args.pre_failure_reward_weight
+    if args.training_failure_probs is not None:
+        env_kwargs["failure_probs"] = args.training_failure_probs
     if args.no_contact_forces:
         env_kwargs["include_cfrc_ext_in_observation"] = False  # Ant's 27-value observation
     common = dict(
@@ -161,6 +167,14 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                         help="when the drawn leg fails in training: 0 = from the start of the episode (default), random = at a "
                              "step drawn per episode in the middle half, so that only a policy that adapts within the episode "
                              "keeps its speed (use another --output: the runs differ)")
+    parser.add_argument("--pre-failure-reward-weight", type=float, default=1.0, metavar="W",
+                        help="with --training-failure-step random: weight in [0, 1] of Ant's motion reward on the training "
+                             "steps before the failure (the alive bonus is kept), so the fitness pays more for what the "
+                             "policy does after the leg goes (AntLegFailure-v0's pre_failure_reward_weight; default 1)")
+    parser.add_argument("--training-failure-probs", default=None, metavar="YAML",
+                        help="the training distribution of failures, as AntLegFailure-v0's failure_probs, e.g. "
+                             "'{front_left: 0.25, front_right: 0.25, back_left: 0.25, back_right: 0.25}' for no intact "
+                             "episodes (default: none 0.4, each leg 0.15)")
     parser.add_argument("--failures", default=DEFAULT_FAILURES, help=f"evaluation conditions, as plastic-rl evaluate --failures (default {DEFAULT_FAILURES})")
     parser.add_argument("--episodes", type=int, default=5, help="evaluation episodes per condition")
     parser.add_argument("--policy", choices=["center", "best"], default="center",
@@ -174,8 +188,23 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}.")
 
+    if args.pre_failure_reward_weight != 1.0 and args.training_failure_step != "random":
+        parser.error("--pre-failure-reward-weight applies only with --training-failure-step random "
+                     "(with failures from the start no training step comes before the failure).")
+    if args.training_failure_probs is not None:
+        import yaml
+
+        try:
+            args.training_failure_probs = yaml.safe_load(args.training_failure_probs)
+        except yaml.YAMLError:
+            args.training_failure_probs = None
+        if not isinstance(args.training_failure_probs, dict):
+            parser.error("--training-failure-probs must be a mapping of outcomes ('none', a leg name, or leg names "
+                         "joined by '+') to probabilities, e.g. '{front_left: 0.5, back_right: 0.5}'.")
     try:
         conditions_wanted = list(parse_conditions(args.failures, 0, args.episode_length))
+        # Builds the env once (env_spaces), which checks the training failure settings before anything is written.
+        variant_configs(args, args.seeds[0])
     except ValueError as err:
         parser.error(str(err))
     out = Path(args.output)

@@ -73,7 +73,8 @@ def test_alpha_scale_reaches_the_plastic_variant_only(script):
 
     args = Namespace(algorithm="pgpe", popsize=4, generations=1, episode_length=20, hidden_sizes=[8], num_actors=0,
                      no_contact_forces=True, center_learning_rate=0.1, decrease_rewards_by=1.0, stdev_init=0.02,
-                     rules_stdev_init=0.1, alpha_scale=0.1, variants=["static", "plastic", "rules"], training_failure_step="0")
+                     rules_stdev_init=0.1, alpha_scale=0.1, variants=["static", "plastic", "rules"], training_failure_step="0", pre_failure_reward_weight=1.0,
+                     training_failure_probs=None)
     configs = script.variant_configs(args, seed=0)
     assert configs["plastic"].alpha_scale == 0.1
     assert configs["static"].alpha_scale == 1.0 and configs["rules"].alpha_scale == 1.0
@@ -89,7 +90,8 @@ def test_training_failure_step_random_makes_legs_fail_mid_episode(script):
     args = Namespace(algorithm="pgpe", popsize=4, generations=1, episode_length=40, hidden_sizes=[8], num_actors=0,
                      no_contact_forces=True, center_learning_rate=0.1, decrease_rewards_by=1.0, stdev_init=0.02,
                      rules_stdev_init=0.1, alpha_scale=1.0, variants=["static", "plastic", "rules"],
-                     training_failure_step="random")
+                     training_failure_step="random", pre_failure_reward_weight=1.0,
+                     training_failure_probs=None)
     configs = script.variant_configs(args, seed=0)
     kwargs = configs["plastic"].env_kwargs
     assert kwargs["failure_step"] == "random" and tuple(kwargs["failure_step_range"]) == (10, 30)  # the middle half
@@ -102,3 +104,33 @@ def test_training_failure_step_random_makes_legs_fail_mid_episode(script):
             steps.add(info["failure_step"])
     env.close()
     assert steps and all(10 <= k < 30 for k in steps) and len(steps) > 1  # drawn per episode inside the range
+
+
+def test_pre_failure_weight_and_training_failure_probs_reach_the_training_env(script, monkeypatch, tmp_path):
+    seen = {}
+
+    def stop_before_training(config, run_dir):  # the parsed settings are what this test checks
+        seen["env_kwargs"] = config.env_kwargs
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "train_or_resume", stop_before_training)
+    probs = "{front_left: 0.25, front_right: 0.25, back_left: 0.25, back_right: 0.25}"
+    with pytest.raises(KeyboardInterrupt):
+        script.main(["--training-failure-step", "random", "--pre-failure-reward-weight", "0.25", "--training-failure-probs",
+                     probs, "--episode-length", "40", "--seeds", "0", "--variants", "static", "--output", str(tmp_path / "out")])
+    kwargs = seen["env_kwargs"]
+    assert kwargs["pre_failure_reward_weight"] == 0.25 and kwargs["failure_step"] == "random"
+    assert kwargs["failure_probs"] == {leg: 0.25 for leg in ("front_left", "front_right", "back_left", "back_right")}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--pre-failure-reward-weight", "0.5"], "--pre-failure-reward-weight applies only with --training-failure-step random"),
+    (["--training-failure-step", "random", "--pre-failure-reward-weight", "2"], "pre_failure_reward_weight must be a number from 0 to 1"),
+    (["--training-failure-probs", "[0.5, 0.5]"], "--training-failure-probs must be a mapping of outcomes"),
+    (["--training-failure-probs", "{front_left: 0.5, tail: 0.5}"], "failure_probs"),
+])
+def test_bad_training_failure_settings_exit_2_and_write_nothing(script, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main([*argv, "--output", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -409,11 +409,40 @@ def test_multi_leg_outcomes_in_the_random_distribution() -> None:
         ({"failure_step_range": (1, 2, 3)}, r"failure_step_range must be two integers"),
         ({"failure_probs": {"none": 0.5, "front_left+front_left": 0.5}}, r"allowed keys are 'none' or leg names from .* joined by '\+'"),
         ({"failure_probs": {"front_left+back_left": 0.5, "back_left+front_left": 0.5}}, r"names the outcome 'back_left\+front_left' twice"),
+        ({"pre_failure_reward_weight": 1.5}, r"pre_failure_reward_weight must be a number from 0 to 1; got 1.5"),
+        ({"pre_failure_reward_weight": "half"}, r"pre_failure_reward_weight must be a number from 0 to 1"),
     ],
 )
 def test_bad_failure_settings_get_one_sentence(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AntLegFailureEnv(**kwargs)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25])
+def test_pre_failure_reward_weight_scales_motion_reward_before_the_failure_only(weight: float) -> None:
+    k = 4
+    plain = make(failed_legs=["back_left"], failure_step=k)
+    weighted = make(failed_legs=["back_left"], failure_step=k, pre_failure_reward_weight=weight)
+    intact = make(pre_failure_reward_weight=weight)
+    reference = make()
+    for env in (plain, weighted, intact, reference):
+        env.reset(seed=7)
+    rng = np.random.default_rng(0)
+    for t in range(k + 4):
+        action = rng.uniform(-1, 1, 8).astype(np.float32)
+        obs, reward, _, _, info = plain.step(action)
+        w_obs, w_reward, _, _, w_info = weighted.step(action)
+        assert np.array_equal(obs, w_obs) and w_info["reward_forward"] == info["reward_forward"]  # the motion is Ant's
+        survive = info["reward_survive"]
+        if t < k:  # before the failure: the alive bonus stays, the rest is scaled
+            assert w_reward == pytest.approx(survive + weight * (reward - survive), abs=1e-12)
+            assert w_reward != pytest.approx(reward)
+        else:
+            assert w_reward == reward
+        # An episode without a failure is Ant-v5's reward on every step.
+        assert intact.step(action)[1] == reference.step(action)[1]
+    for env in (plain, weighted, intact, reference):
+        env.close()
 
 
 def test_reset_options_override_strength_and_random_step() -> None:
