@@ -234,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=None, help="episodes per condition (quadruped, default 5) or mazes per size (maze, default 100)")
     evaluate.add_argument("--maze-sizes", default=None, help="maze: other maze sizes to test besides the trained one (default 9,13)")
     evaluate.add_argument("--failure-step", type=int, default=None, help="step at which legs fail mid-episode (default: half the episode length)")
-    evaluate.add_argument("--min-reference-velocity", type=float, default=0.05, metavar="M_PER_S",
-                          help="quadruped: leave 'kept' out where the intact policy moved slower than this (m/s; default 0.05)")
+    evaluate.add_argument("--min-reference-velocity", type=float, default=None, metavar="M_PER_S",
+                          help="quadruped: leave 'kept' out where the intact policy moved slower than this "
+                               "(m/s; default evaluate.MIN_REFERENCE_VELOCITY, 0.05)")
     evaluate.add_argument("--json", default=None, help="write the results to this JSON file")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--compare", metavar="RUN_DIR", default=None,

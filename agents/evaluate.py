@@ -518,7 +518,7 @@ def evaluate_run(
     quiet: bool = False,
     compare: Optional[str | Path] = None,
     maze_sizes: Optional[Sequence[int]] = None,
-    min_reference_velocity: float = MIN_REFERENCE_VELOCITY,
+    min_reference_velocity: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Evaluate a run folder's policy: the limb-failure matrix for a quadruped run, new mazes for a maze run.
 
@@ -536,7 +536,7 @@ def evaluate_run(
         and episode seeds; its results go under ``"compare"`` and its curves into the same PNG.
     :param maze_sizes: maze: the maze sizes to test besides the trained one (default 9 and 13).
     :param min_reference_velocity: quadruped: "kept" is left out (None) where the intact policy moved slower
-        than this over the compared steps (m/s).
+        than this over the compared steps (m/s; default :data:`MIN_REFERENCE_VELOCITY`).
     :returns: ``{"run_dir", "env", ..., "conditions": {name: stats}, "velocity": {name: mean velocity per step}}``
         (plus ``"compare": {"run_dir", "conditions", "velocity"}`` with ``compare``); for a maze run, see
         :func:`plastic_rl.agents.evaluate_maze.evaluate_maze_run`.
@@ -552,6 +552,8 @@ def evaluate_run(
         from plastic_rl.agents.evaluate_maze import evaluate_maze_run
 
         return evaluate_maze_run(run_dir, episodes=episodes or 100, sizes=maze_sizes, seed=seed, json_out=json_out, quiet=quiet)
+    if min_reference_velocity is None:
+        min_reference_velocity = MIN_REFERENCE_VELOCITY
     if isinstance(min_reference_velocity, bool) or not isinstance(min_reference_velocity, (int, float)) or not min_reference_velocity >= 0:
         raise ValueError(f"--min-reference-velocity must be a number >= 0 (m/s); got {min_reference_velocity!r}.")
     if maze_sizes is not None:

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import typing
 from pathlib import Path
-from typing import Any, Dict, Mapping, Type, TypeVar
+from typing import Any, Dict, Mapping, Optional, Type, TypeVar
 
 import yaml
 
@@ -37,6 +37,16 @@ def load_yaml(path: str | Path) -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of field: value; got {type(data).__name__}.")
     return data
+
+
+def yaml_mapping(text: str) -> Optional[Dict[str, Any]]:
+    """``text`` (a command-line option) read as a YAML mapping; None if it is not valid YAML or not a mapping,
+    so that the caller can name its own option in the error."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from plastic_rl.agents.continual_metrics import continual_metrics
+from plastic_rl.config import yaml_mapping
 from plastic_rl.runs import CONFIG_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text
 
 VARIANTS = ("binary-adam", "binary-meta", "fp-adam", "fp-ewc", "fp-l2")
@@ -136,15 +137,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--steps-per-task and --eval-episodes must be positive integers.")
     if any(m < 0 for m in args.metas):
         parser.error(f"--metas must be numbers >= 0; got {args.metas}.")
-    env_kwargs: Dict[str, Any] = {}
+    env_kwargs: Optional[Dict[str, Any]] = {}
     if args.env_kwargs:
-        import yaml
-
-        try:
-            env_kwargs = yaml.safe_load(args.env_kwargs)
-        except yaml.YAMLError:
-            env_kwargs = None
-        if not isinstance(env_kwargs, dict):
+        env_kwargs = yaml_mapping(args.env_kwargs)
+        if env_kwargs is None:
             parser.error(f"--env-kwargs must be a mapping such as '{{include_cfrc_ext_in_observation: false}}'; got {args.env_kwargs!r}.")
     method_config: Dict[str, Any] = {}
     if args.method_config:

@@ -47,6 +47,7 @@ import numpy as np
 from plastic_rl.agents import es
 from plastic_rl.agents.es_policy import build_policy, env_spaces
 from plastic_rl.agents.evaluate import evaluate_run, parse_conditions, random_step_range
+from plastic_rl.config import yaml_mapping
 from plastic_rl.policies import MLPActorCritic
 from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
 
@@ -192,13 +193,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         parser.error("--pre-failure-reward-weight applies only with --training-failure-step random "
                      "(with failures from the start no training step comes before the failure).")
     if args.training_failure_probs is not None:
-        import yaml
-
-        try:
-            args.training_failure_probs = yaml.safe_load(args.training_failure_probs)
-        except yaml.YAMLError:
-            args.training_failure_probs = None
-        if not isinstance(args.training_failure_probs, dict):
+        args.training_failure_probs = yaml_mapping(args.training_failure_probs)
+        if args.training_failure_probs is None:
             parser.error("--training-failure-probs must be a mapping of outcomes ('none', a leg name, or leg names "
                          "joined by '+') to probabilities, e.g. '{front_left: 0.5, back_right: 0.5}'.")
     try:
