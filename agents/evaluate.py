@@ -545,10 +545,13 @@ def evaluate_run(
         raise ValueError(f"--episodes must be a positive integer; got {episodes!r}.")
     _, env_id = run_env_id(run_dir)
     if isinstance(env_id, str) and env_id.startswith(MAZE_ENV_PREFIX):
-        quadruped_only = {"--failures": failures, "--failure-step": failure_step, "--compare": compare}
+        quadruped_only = {
+            "--failures": failures, "--failure-step": failure_step, "--compare": compare,
+            "--min-reference-velocity": min_reference_velocity,
+        }
         given = [flag for flag, value in quadruped_only.items() if value is not None]
         if given:
-            raise ValueError(f"{', '.join(given)} apply to quadruped runs; {str(run_dir)!r} is a maze run (use --maze-sizes and --episodes).")
+            raise ValueError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to quadruped runs; {str(run_dir)!r} is a maze run (use --maze-sizes and --episodes).")
         from plastic_rl.agents.evaluate_maze import evaluate_maze_run
 
         return evaluate_maze_run(run_dir, episodes=episodes or 100, sizes=maze_sizes, seed=seed, json_out=json_out, quiet=quiet)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import io
 import json
 import statistics
@@ -46,6 +47,7 @@ from plastic_rl.config import yaml_mapping
 from plastic_rl.runs import CONFIG_FILE, SUMMARY_FILE, atomic_write_json, atomic_write_text
 
 VARIANTS = ("binary-adam", "binary-meta", "fp-adam", "fp-ewc", "fp-l2")
+LOCK_NAME = ".continual_metaplasticity.lock"  # advisory lock of the csv/json merge (see main)
 
 
 def variant_settings(variant: str, meta: float, ewc_strength: float, l2_strength: float = 1.0) -> Dict[str, Any]:
@@ -183,13 +185,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("no finished runs.")
         return 0
     command = " ".join(["python", "scripts/continual_metaplasticity.py", *(argv if argv is not None else sys.argv[1:])])
-    rows, commands = merge_with_earlier_rows(out / "continual_metaplasticity.json", rows, command)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "continual_metaplasticity.csv", buffer.getvalue())
-    atomic_write_json(out / "continual_metaplasticity.json", {"commands": commands, "runs": rows})
+    # Two processes that finish together must not both read the old rows and each write only its own:
+    # the read-merge-write is one critical section, serialized by an advisory lock next to the table.
+    with open(out / LOCK_NAME, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows, commands = merge_with_earlier_rows(out / "continual_metaplasticity.json", rows, command)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out / "continual_metaplasticity.csv", buffer.getvalue())
+        atomic_write_json(out / "continual_metaplasticity.json", {"commands": commands, "runs": rows})
     print("\n| variant | average performance | mean forgetting | mean forgetting (normalized) | mean forward transfer (raw) | wall time per run (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in dict.fromkeys(r["name"] for r in rows):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import threading
 
 import pytest
 import yaml
@@ -41,8 +43,17 @@ def test_l2_variant_without_references_writes_its_row(script, tmp_path, capsys):
     assert script.main([*args[:args.index("--variants") + 1], "fp-adam", *args[args.index("--variants") + 2:]]) == 0
     rows = list(csv.DictReader((out / "continual_metaplasticity.csv").open()))
     assert [r["name"] for r in rows] == ["plastic-fp-l2", "plastic-fp-adam"]
-    # Re-tabulating the first variant replaces its row in place; both commands are recorded.
-    assert script.main([*args, "--report-only"]) == 0
+    # Re-tabulating the first variant replaces its row in place; both commands are recorded. The merge waits
+    # for the table's lock, so two processes finishing together cannot each drop the other's row.
+    with open(out / script.LOCK_NAME, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report_only = threading.Thread(target=script.main, args=([*args, "--report-only"],))
+        report_only.start()
+        report_only.join(timeout=1.0)
+        assert report_only.is_alive()  # blocked on the lock, table untouched
+        assert len(json.loads((out / "continual_metaplasticity.json").read_text())["commands"]) == 2
+    report_only.join(timeout=30)
+    assert not report_only.is_alive()
     report = json.loads((out / "continual_metaplasticity.json").read_text())
     assert [r["name"] for r in report["runs"]] == ["plastic-fp-l2", "plastic-fp-adam"]
     assert len(report["commands"]) == 3 and report["commands"][-1].endswith("--report-only")

@@ -75,7 +75,8 @@ def test_cli_maze_evaluate_and_its_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "7x7 (trained)" in out and "9x9" in out and "alpha = 0" in out
     for argv, message in [
-        (["--failures", "all"], "--failures apply to quadruped runs"),
+        (["--failures", "all"], "--failures applies to quadruped runs"),
+        (["--min-reference-velocity", "0.1"], "--min-reference-velocity applies to quadruped runs"),
         (["--maze-sizes", "8"], "--maze-sizes must be odd integers >= 5"),
         (["--maze-sizes", "nine"], "--maze-sizes must be comma-separated odd integers"),
         (["--episodes", "0"], "--episodes must be a positive integer"),
