@@ -29,7 +29,10 @@ median and interquartile range over seeds, what adaptation means:
 Writes into ``--output``: one run folder per (variant, seed) (re-running the command
 resumes them to the new total, so a long study runs in pieces), ``results.csv`` (one row
 per variant × seed × condition), ``summary.json`` (medians, IQRs, budget, wall time),
-``table.md`` and ``training.png``.
+``table.md`` and ``training.png``. These cover the seeds and variants of this invocation
+only: to use both cores, train one (variant, seed) per process, then run the joint command
+(``--seeds 0 1 2 --variants static plastic``), which finds the finished runs and their
+evaluations and rewrites the table in seconds.
 """
 
 from __future__ import annotations
