@@ -1,0 +1,90 @@
+"""Where MetaplasticAdam consolidates: the size of a continual run's weights, tensor by tensor.
+
+MetaplasticAdam damps a step that would shrink |W| by f_meta = 1 − tanh²(m·|W|), so it protects
+only the weights that have grown. This reads a continual run's checkpoint (``plastic-rl continual``,
+any method whose learner saves its ``policy`` state dict) and prints, for every tensor of
+dimension > 1 (the ones MetaplasticAdam treats; 1-D tensors get plain Adam), its mean |W|, the share
+of entries with |W| > 0.5, and the median f_meta at the given m — for several runs side by side,
+e.g. the same seed trained with m = 0 and m = 3::
+
+    python scripts/metaplastic_weights.py results/continual_ant_legs/runs/plastic-binary-adam-seed2 \\
+        results/continual_ant_legs/runs/plastic-binary-meta-m3-seed2 --meta 3
+
+``--meta`` defaults to each run's own ``meta`` (from its config.yaml), or 3 where that is 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+import yaml
+
+from plastic_rl.metaplastic import metaplastic_factor
+from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, RunDirError, load_checkpoint
+
+DEFAULT_META = 3.0  # the m used for runs trained with m = 0, so their weights read on the same scale
+
+
+def weight_statistics(state_dict: Dict[str, torch.Tensor], meta: float) -> Dict[str, Dict[str, float]]:
+    """Per tensor of dimension > 1: ``mean_abs``, ``share_above_half`` (|W| > 0.5) and ``median_f_meta`` at ``meta``.
+
+    :param state_dict: a policy's state dict.
+    :param meta: the metaplasticity strength m of f_meta = 1 − tanh²(m·|W|).
+    """
+    stats = {}
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or not tensor.is_floating_point():
+            continue
+        magnitude = tensor.detach().abs().float()
+        stats[name] = {
+            "mean_abs": float(magnitude.mean()),
+            "share_above_half": float((magnitude > 0.5).float().mean()),
+            "median_f_meta": float(metaplastic_factor(magnitude, meta).median()),
+        }
+    return stats
+
+
+def run_policy_weights(run_dir: Path) -> tuple[Dict[str, torch.Tensor], float]:
+    """The policy state dict of a continual run's checkpoint, and the m it was trained with (0 for Adam)."""
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    learner = checkpoint.get("learner")
+    if not isinstance(learner, dict) or not isinstance(learner.get("policy"), dict):
+        raise RunDirError(f"{str(run_dir)!r} is not a continual run with a policy state dict in its checkpoint.")
+    config = yaml.safe_load((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
+    config = config or {}
+    # ``meta`` is kept in the config of an Adam run too; only MetaplasticAdam applies it.
+    return learner["policy"], float(config.get("meta") or 0.0) if config.get("optimizer") == "metaplastic" else 0.0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", help="continual run folders")
+    parser.add_argument("--meta", type=float, default=None,
+                        help=f"m of f_meta (default: each run's own, or {DEFAULT_META:g} for a run trained with m = 0)")
+    args = parser.parse_args(argv)
+    if args.meta is not None and not args.meta >= 0:
+        parser.error(f"--meta must be a number >= 0; got {args.meta}.")
+    tables = []
+    for run in args.runs:
+        try:
+            weights, run_meta = run_policy_weights(Path(run))
+        except RunDirError as err:
+            parser.error(str(err))
+        meta = args.meta if args.meta is not None else (run_meta or DEFAULT_META)
+        tables.append((run, run_meta, meta, weight_statistics(weights, meta)))
+    for run, run_meta, meta, stats in tables:
+        print(f"\n{run} (trained with m = {run_meta:g}; f_meta at m = {meta:g})\n")
+        print("| tensor | mean abs(W) | share abs(W) > 0.5 | median f_meta |")
+        print("|---|---:|---:|---:|")
+        for name, s in stats.items():
+            print(f"| {name} | {s['mean_abs']:.3f} | {s['share_above_half']:.3f} | {s['median_f_meta']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

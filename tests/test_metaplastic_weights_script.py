@@ -1,0 +1,49 @@
+"""scripts/metaplastic_weights.py: the size of a continual run's weights and MetaplasticAdam's factor on them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+
+from plastic_rl.runs import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def script(load_script):
+    return load_script("metaplastic_weights")
+
+
+def fake_continual_run(path, optimizer="metaplastic", meta=2.0):
+    path.mkdir()
+    policy = {"layer.weight": torch.tensor([[0.0, -0.25, 1.0]]), "layer.bias": torch.tensor([5.0])}
+    save_checkpoint({"learner": {"policy": policy}}, path / "checkpoint.pt")
+    (path / "config.yaml").write_text(yaml.safe_dump({"optimizer": optimizer, "meta": meta}))
+    return path
+
+
+def test_statistics_by_hand(script):
+    stats = script.weight_statistics({"w": torch.tensor([[0.0, -0.25, 1.0]]), "b": torch.tensor([5.0])}, meta=2.0)
+    assert list(stats) == ["w"]  # 1-D tensors get plain Adam: not reported
+    assert stats["w"]["mean_abs"] == pytest.approx(1.25 / 3)
+    assert stats["w"]["share_above_half"] == pytest.approx(1 / 3)
+    assert stats["w"]["median_f_meta"] == pytest.approx(1 - math.tanh(0.5) ** 2)  # the middle |W| is 0.25
+
+
+def test_cli_reads_the_runs_own_meta_and_rejects_other_folders(script, tmp_path, capsys):
+    meta_run = fake_continual_run(tmp_path / "meta")
+    adam_run = fake_continual_run(tmp_path / "adam", optimizer="adam", meta=1.0)
+    assert script.main([str(meta_run), str(adam_run)]) == 0
+    out = capsys.readouterr().out
+    assert "trained with m = 2; f_meta at m = 2" in out
+    assert "trained with m = 0; f_meta at m = 3" in out  # an Adam run keeps a meta in its config that it never used
+    rows = [line for line in out.splitlines() if line.startswith("| layer.weight |")]
+    assert rows == [f"| layer.weight | 0.417 | 0.333 | {1 - math.tanh(2 * 0.25) ** 2:.3f} |",   # m = 2
+                    f"| layer.weight | 0.417 | 0.333 | {1 - math.tanh(3 * 0.25) ** 2:.3f} |"]   # m = 3
+    (tmp_path / "other").mkdir()
+    save_checkpoint({"policy": {}}, tmp_path / "other" / "checkpoint.pt")
+    with pytest.raises(SystemExit) as exit_info:
+        script.main([str(tmp_path / "other")])
+    assert exit_info.value.code == 2 and "is not a continual run" in capsys.readouterr().err
