@@ -10,7 +10,7 @@ e.g. the same seed trained with m = 0 and m = 3::
     python scripts/metaplastic_weights.py results/continual_ant_legs/runs/plastic-binary-adam-seed2 \\
         results/continual_ant_legs/runs/plastic-binary-meta-m3-seed2 --meta 3
 
-``--meta`` defaults to each run's own ``meta`` (from its config.yaml), or 3 where that is 0.
+``--meta`` defaults to each run's own ``meta`` (from the config its checkpoint carries), or 3 where that is 0.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
-import yaml
 
 from plastic_rl.metaplastic import metaplastic_factor
-from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, RunDirError, load_checkpoint
+from plastic_rl.runs import CHECKPOINT_FILE, RunDirError, load_checkpoint
 
 DEFAULT_META = 3.0  # the m used for runs trained with m = 0, so their weights read on the same scale
 
@@ -54,10 +53,10 @@ def run_policy_weights(run_dir: Path) -> tuple[Dict[str, torch.Tensor], float]:
     learner = checkpoint.get("learner")
     if not isinstance(learner, dict) or not isinstance(learner.get("policy"), dict):
         raise RunDirError(f"{str(run_dir)!r} is not a continual run with a policy state dict in its checkpoint.")
-    config = yaml.safe_load((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
-    config = config or {}
+    config = checkpoint.get("config") or {}  # every run checkpoint carries the run's config
     # ``meta`` is kept in the config of an Adam run too; only MetaplasticAdam applies it.
-    return learner["policy"], float(config.get("meta") or 0.0) if config.get("optimizer") == "metaplastic" else 0.0
+    meta = float(config.get("meta") or 0.0) if config.get("optimizer") == "metaplastic" else 0.0
+    return learner["policy"], meta
 
 
 def main(argv: Optional[List[str]] = None) -> int:

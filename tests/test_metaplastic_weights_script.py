@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import yaml
 
 from plastic_rl.runs import save_checkpoint
 
@@ -19,8 +18,7 @@ def script(load_script):
 def fake_continual_run(path, optimizer="metaplastic", meta=2.0):
     path.mkdir()
     policy = {"layer.weight": torch.tensor([[0.0, -0.25, 1.0]]), "layer.bias": torch.tensor([5.0])}
-    save_checkpoint({"learner": {"policy": policy}}, path / "checkpoint.pt")
-    (path / "config.yaml").write_text(yaml.safe_dump({"optimizer": optimizer, "meta": meta}))
+    save_checkpoint({"learner": {"policy": policy}, "config": {"optimizer": optimizer, "meta": meta}}, path / "checkpoint.pt")
     return path
 
 
