@@ -71,6 +71,7 @@ class Config:
     method: str = "a2c"  #: a2c (maze tasks, full-episode A2C), ppo (PlasticPPO, any task) or es (continuous-action tasks, EvoTorch)
     optimizer: str = "adam"  #: adam or metaplastic (MetaplasticAdam; gradient methods)
     meta: float = 1.0  #: metaplasticity m of MetaplasticAdam (used when optimizer is metaplastic)
+    meta_groups: Dict[str, float] = field(default_factory=dict)  #: another m for the tensors these name patterns match (fnmatch; first match wins), e.g. {core.layers.2.weight: 30}; other tensors get meta (optimizer metaplastic)
     regularizer: str = "none"  #: none, ewc (diagonal Fisher) or l2 (to the previous tasks' weights); gradient methods
     regularizer_strength: float = 100.0  #: λ of the EWC/L2 penalty (λ/2) Σ F (θ − θ*)²
     fisher_episodes: int = 16  #: EWC: episodes of a finished task that estimate its Fisher information
@@ -106,6 +107,13 @@ class Config:
                 raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}.")
         if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ConfigError(f"learning_rate must be a positive number or null (the method's default); got {self.learning_rate!r}.")
+        if not isinstance(self.meta_groups, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for k, v in self.meta_groups.items()):
+            raise ConfigError(f"meta_groups must map parameter-name patterns to numbers >= 0 "
+                              f"(e.g. {{core.layers.2.weight: 30}}); got {self.meta_groups!r}.")
+        if self.meta_groups and self.optimizer != "metaplastic":
+            raise ConfigError(f"meta_groups applies to optimizer metaplastic; this run's optimizer is {self.optimizer!r}.")
         for name in ("env_kwargs", "method_config"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a mapping of field: value; got {getattr(self, name)!r}.")
@@ -168,6 +176,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     }
     title = (f"{sequence.name}: {config.method}, {config.optimizer}"
              + (f" m={config.meta:g}" if config.optimizer == "metaplastic" else "")
+             + "".join(f", {k} m={v:g}" for k, v in config.meta_groups.items())
              + (f", {config.regularizer}" if config.regularizer != "none" else "")
              + f", {'plastic' if config.plastic else 'non-plastic'}{', binary' if config.binary else ''}, seed {config.seed}")
     checkpoint = run.checkpoint
@@ -250,6 +259,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
         "method": config.method,
         "optimizer": config.optimizer,
         "meta": config.meta if config.optimizer == "metaplastic" else 0.0,
+        "meta_groups": dict(config.meta_groups),
         "regularizer": config.regularizer,
         "plastic": config.plastic,
         "binary": config.binary,

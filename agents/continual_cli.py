@@ -20,6 +20,7 @@ from plastic_rl.runs import CONFIG_FILE, RunDirError
 # flag (argparse dest) -> config field
 FLAGS = {
     "sequence": "sequence", "method": "method", "optimizer": "optimizer", "meta": "meta",
+    "meta_groups": "meta_groups",
     "regularizer": "regularizer", "regularizer_strength": "regularizer_strength", "steps_per_task": "steps_per_task",
     "eval_episodes": "eval_episodes", "reference": "reference", "plastic": "plastic", "binary": "binary",
     "learning_rate": "learning_rate", "seed": "seed", "device": "device", "progress": "progress",
@@ -40,6 +41,9 @@ def add_continual_parser(sub) -> None:
     p.add_argument("--method", choices=METHODS, help="a2c: maze tasks (full-episode A2C); es: continuous-action tasks (EvoTorch)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="adam, or metaplastic (MetaplasticAdam with --meta)")
     p.add_argument("--meta", type=float, help="metaplasticity m (optimizer metaplastic)")
+    p.add_argument("--meta-groups", type=_yaml_mapping_flag("--meta-groups"), metavar="YAML",
+                   help="another m for the tensors these name patterns match, e.g. '{core.layers.2.weight: 30}' "
+                        "(optimizer metaplastic; first match wins; other tensors get --meta)")
     p.add_argument("--regularizer", choices=REGULARIZERS, help="none, ewc or l2 (gradient methods)")
     p.add_argument("--regularizer-strength", type=float, help="λ of the EWC/L2 penalty")
     p.add_argument("--steps-per-task", type=int, help="training env steps per task")
@@ -56,6 +60,19 @@ def add_continual_parser(sub) -> None:
     p.add_argument("--run-dir", help="output folder (default: runs/continual-<n>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the continual run in RUN_DIR from its last checkpoint")
     p.set_defaults(func=cmd_continual)
+
+
+def _yaml_mapping_flag(flag: str):
+    """An argparse type: a YAML mapping given inline, or one sentence naming the flag."""
+    from plastic_rl.config import yaml_mapping
+
+    def parse(text: str) -> Dict[str, Any]:
+        value = yaml_mapping(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{flag} must be a YAML mapping such as '{{core.layers.2.weight: 30}}'; got {text!r}")
+        return value
+
+    return parse
 
 
 def resolve_config(args) -> tuple:

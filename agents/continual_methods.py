@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from plastic_rl.config import ConfigError, config_from_dict
-from plastic_rl.metaplastic import MetaplasticAdam
+from plastic_rl.metaplastic import MetaplasticAdam, meta_param_groups
 from plastic_rl.policies import count_parameters, export_policy
 
 from plastic_rl.agents.regularizers import Consolidation, consolidation_penalty, fisher_diagonal, l2_consolidation
@@ -46,18 +46,27 @@ MAZE_ID = "plastic_rl/Maze-v0"
 _MAZE_KWARGS = ("size", "episode_length", "reward_value", "wall_penalty", "layout", "action_map")
 
 
-def make_optimizer(params, optimizer: str, learning_rate: float, meta: float, eps: float = 1e-8) -> torch.optim.Optimizer:
+def make_optimizer(module: nn.Module, optimizer: str, learning_rate: float, meta: float, eps: float = 1e-8,
+                   meta_groups: Optional[Dict[str, float]] = None) -> torch.optim.Optimizer:
     """``torch.optim.Adam`` or :class:`~plastic_rl.MetaplasticAdam` (``meta`` on every tensor of dimension > 1).
 
-    :param params: the parameters.
+    :param module: the network whose parameters are optimized.
     :param optimizer: ``"adam"`` or ``"metaplastic"``.
     :param learning_rate: step size.
     :param meta: the metaplasticity strength (metaplastic only).
     :param eps: Adam's epsilon.
+    :param meta_groups: metaplastic only: name patterns to another m (:func:`~plastic_rl.meta_param_groups`).
     """
     if optimizer == "metaplastic":
-        return MetaplasticAdam(params, lr=learning_rate, eps=eps, meta=meta)
-    return torch.optim.Adam(params, lr=learning_rate, eps=eps)
+        return MetaplasticAdam(_meta_groups(module, meta, meta_groups), lr=learning_rate, eps=eps, meta=meta)
+    return torch.optim.Adam(module.parameters(), lr=learning_rate, eps=eps)
+
+
+def _meta_groups(module: nn.Module, meta: float, meta_groups: Optional[Dict[str, float]]) -> List[Dict[str, Any]]:
+    try:
+        return meta_param_groups(module.named_parameters(), meta, meta_groups)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _task_config(module, base: Dict[str, Any], source: str):
@@ -106,7 +115,8 @@ class A2CLearner:
             self._maze(1, **self.maze_kwargs[-1], **self.task_configs[-1].env_kwargs)  # checks the maze arguments now
         first = self.task_configs[0]
         self.policy = a2c.build_policy_for(first)
-        self.optimizer = make_optimizer(self.policy.parameters(), config.optimizer, first.learning_rate, config.meta, first.adam_eps)
+        self.optimizer = make_optimizer(self.policy, config.optimizer, first.learning_rate, config.meta, first.adam_eps,
+                                        config.meta_groups)
         self.consolidations: List[Consolidation] = []
         self._envs: Dict[int, Any] = {}
 
@@ -407,6 +417,11 @@ class PPOLearner:
         except (TypeError, ValueError) as err:
             raise ConfigError(f"method_config for method ppo is not accepted by PlasticPPO: {err}") from None
         self.policy = self.model.policy
+        if config.optimizer == "metaplastic" and config.meta_groups:
+            # SB3 builds its optimizer from policy.parameters(), one group; rebuild it with an m per name pattern.
+            lr = self.policy.optimizer.param_groups[0]["lr"]
+            self.policy.optimizer = MetaplasticAdam(_meta_groups(self.policy, config.meta, config.meta_groups),
+                                                    lr=lr, eps=1e-5, meta=config.meta)
         self.consolidations: List[Consolidation] = []
         self._active = 0
         self._episodes_seen: Dict[int, List[int]] = {}

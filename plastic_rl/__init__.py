@@ -7,7 +7,7 @@ and trainers in :mod:`plastic_rl.agents`.
 
 from plastic_rl.binary import BinaryLinear, StochasticBinaryLinear
 from plastic_rl.cells import LinearState, LSTMState, PlasticLinear, PlasticLSTMCell, PlasticRNNCell, RNNState
-from plastic_rl.metaplastic import MetaplasticAdam
+from plastic_rl.metaplastic import MetaplasticAdam, meta_param_groups
 from plastic_rl.plasticity import MODULATIONS, PLASTICITY_FIELDS, RULES, Plasticity, PlasticityConfig, Traces
 from plastic_rl.random_weights import RandomWeightLinear, RandomWeightRNNCell
 from plastic_rl.spiking import LeakyReadoutSpikingCell, PlasticSpikingCell, ReadoutSpikingState, SpikingState
@@ -32,6 +32,7 @@ __all__ = [
     "BinaryLinear",
     "StochasticBinaryLinear",
     "MetaplasticAdam",
+    "meta_param_groups",
     "RNNState",
     "LSTMState",
     "LinearState",

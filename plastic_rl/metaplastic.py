@@ -21,13 +21,14 @@ between this optimizer and ``torch.optim.Adam``.
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from typing import Any, Iterable, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["MetaplasticAdam", "metaplastic_factor"]
+__all__ = ["MetaplasticAdam", "metaplastic_factor", "meta_for_name", "meta_param_groups"]
 
 
 def metaplastic_factor(weight: Tensor, meta: float) -> Tensor:
@@ -37,6 +38,61 @@ def metaplastic_factor(weight: Tensor, meta: float) -> Tensor:
     :param meta: the metaplasticity strength ``m`` (0 gives 1 everywhere).
     """
     return 1 - torch.tanh(meta * weight.abs()).pow(2)
+
+
+def meta_for_name(name: str, meta: float, meta_groups: Optional[Mapping[str, float]] = None) -> float:
+    """The m a parameter called ``name`` gets: the first pattern of ``meta_groups`` it matches, else ``meta``.
+
+    :param name: the parameter's name, as ``module.named_parameters()`` gives it (e.g. ``core.layers.2.weight``).
+    :param meta: the m of parameters no pattern matches.
+    :param meta_groups: shell-style patterns (``fnmatch``: ``*``, ``?``, ``[...]``) to m, tried in order.
+    """
+    for pattern, value in (meta_groups or {}).items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return float(value)
+    return float(meta)
+
+
+def meta_param_groups(
+    named_parameters: Iterable[Tuple[str, Tensor]], meta: float, meta_groups: Optional[Mapping[str, float]] = None
+) -> List[Dict[str, Any]]:
+    """Parameter groups for :class:`MetaplasticAdam` with an m chosen by parameter name.
+
+    One m for a whole network treats every weight matrix alike, but how large a
+    consolidated weight is depends on the layer: a binarized layer's hidden
+    weights grow to ~0.3, while a real-valued output layer initialized at a small
+    scale (SB3's action layer: gain 0.01) stays near 0.03, where f_meta ≈ 1 for any
+    moderate m. ``meta_groups`` sets another m for the tensors it names.
+
+    :param named_parameters: ``(name, parameter)`` pairs, e.g. ``policy.named_parameters()``.
+    :param meta: the m of every parameter no pattern matches.
+    :param meta_groups: shell-style name patterns to m, tried in order (the first match wins).
+    :returns: one group per pattern that matched (with its ``meta``), then the unmatched parameters (``meta``),
+        empty groups left out; the order is fixed by the patterns and the parameters' order.
+    :raises ValueError: a pattern that matches no parameter (the message lists the names), or an m that is
+        not a finite number >= 0.
+    """
+    meta_groups = dict(meta_groups or {})
+    named = list(named_parameters)
+    for pattern, value in meta_groups.items():
+        if not isinstance(pattern, str) or not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"meta_groups must map parameter-name patterns to numbers >= 0; got {pattern!r}: {value!r}.")
+    buckets: Dict[Optional[str], List[Tensor]] = {pattern: [] for pattern in meta_groups}
+    buckets[None] = []
+    for name, param in named:
+        owner = next((pattern for pattern in meta_groups if fnmatch.fnmatchcase(name, pattern)), None)
+        buckets[owner].append(param)
+    unused = [pattern for pattern in meta_groups if not buckets[pattern]]
+    if unused:
+        names = ", ".join(name for name, _ in named)
+        raise ValueError(f"meta_groups pattern {unused[0]!r} matches no parameter (the first match wins, so an earlier "
+                         f"pattern may have taken them); the parameters are: {names}.")
+    groups = [{"params": params, "meta": float(meta_groups[pattern])} for pattern, params in buckets.items()
+              if pattern is not None]
+    if buckets[None]:
+        groups.append({"params": buckets[None], "meta": float(meta)})
+    return groups
 
 
 def _check_hyperparameters(lr: float, betas: Tuple[float, float], eps: float, weight_decay: float, meta: float) -> None:

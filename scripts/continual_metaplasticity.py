@@ -19,6 +19,10 @@ Variants (``--variants``):
 - ``fp-l2``: full-precision policy, Adam with an L2 pull to the earlier tasks' weights
   (``--l2-strength``; the regularizer method ppo offers).
 
+``--meta-groups`` gives the tensors some name patterns match another m than ``--metas``
+(e.g. ``'{core.layers.2.weight: 30}'``: the real-valued action layer, whose weights stay
+near 0.03); its runs need ``--tag``, which is added to their names (``plastic-binary-meta-m3-TAG``).
+
 ``--env-kwargs`` adds keyword arguments to every task's env (e.g. ``'{include_cfrc_ext_in_observation:
 false}'`` for the quadruped), and ``--no-reference`` skips the from-scratch runs (no forward transfer,
 and no normalized forgetting, for less than 60% of the cost).
@@ -119,6 +123,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--method", default="a2c", choices=["a2c", "ppo", "es"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--metas", type=float, nargs="+", default=[10.0], help="MetaplasticAdam m of binary-meta runs")
+    parser.add_argument("--meta-groups", default=None, metavar="YAML",
+                        help="binary-meta: another m for the tensors these name patterns match, e.g. '{core.layers.2.weight: 30}'")
+    parser.add_argument("--tag", default=None, help="added to the names of binary-meta runs (required with --meta-groups)")
     parser.add_argument("--ewc-strength", type=float, default=100.0, help="λ of EWC (fp-ewc)")
     parser.add_argument("--l2-strength", type=float, default=1.0, help="λ of the L2 pull (fp-l2)")
     parser.add_argument("--env-kwargs", default=None,
@@ -139,6 +146,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--steps-per-task and --eval-episodes must be positive integers.")
     if any(m < 0 for m in args.metas):
         parser.error(f"--metas must be numbers >= 0; got {args.metas}.")
+    meta_groups: Dict[str, Any] = {}
+    if args.meta_groups:
+        meta_groups = yaml_mapping(args.meta_groups)
+        if meta_groups is None:
+            parser.error(f"--meta-groups must be a mapping such as '{{core.layers.2.weight: 30}}'; got {args.meta_groups!r}.")
+        if not args.tag:
+            parser.error("--meta-groups needs --tag, a name that keeps its runs apart from the runs of one m.")
+    if args.tag is not None and not (args.tag.replace("-", "").replace("_", "").isalnum()):
+        parser.error(f"--tag must be letters, digits, - and _; got {args.tag!r}.")
     env_kwargs: Optional[Dict[str, Any]] = {}
     if args.env_kwargs:
         env_kwargs = yaml_mapping(args.env_kwargs)
@@ -158,11 +174,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             for meta in (args.metas if variant == "binary-meta" else [0.0])]
     for seed, policy, variant, meta in runs:
         name = f"{policy}-{variant}" + (f"-m{meta:g}" if variant == "binary-meta" else "")
+        if variant == "binary-meta" and args.tag:
+            name += f"-{args.tag}"
         base = {"sequence": args.sequence, "method": args.method, "steps_per_task": args.steps_per_task,
                 "eval_episodes": args.eval_episodes, "learning_rate": args.learning_rate,
                 "plastic": policy == "plastic", "seed": seed, "method_config": method_config,
                 "progress": sys.stderr.isatty(), "tensorboard": False, "env_kwargs": env_kwargs,
                 "reference": args.reference, **variant_settings(variant, meta, args.ewc_strength, args.l2_strength)}
+        if variant == "binary-meta" and meta_groups:
+            base["meta_groups"] = meta_groups
         tic = time.perf_counter()
         run_dir = out / "runs" / f"{name}-seed{seed}"
         if args.report_only and not (run_dir / SUMMARY_FILE).is_file():

@@ -10,7 +10,8 @@ e.g. the same seed trained with m = 0 and m = 3::
     python scripts/metaplastic_weights.py results/continual_ant_legs/runs/plastic-binary-adam-seed2 \\
         results/continual_ant_legs/runs/plastic-binary-meta-m3-seed2 --meta 3
 
-``--meta`` defaults to each run's own ``meta`` (from the config its checkpoint carries), or 3 where that is 0.
+``--meta`` defaults to each run's own ``meta`` (from the config its checkpoint carries), or 3 where that is 0;
+a run trained with ``meta_groups`` reads the tensors those patterns match at their own m (the ``m`` column).
 """
 
 from __future__ import annotations
@@ -22,33 +23,37 @@ from typing import Dict, List, Optional
 
 import torch
 
-from plastic_rl.metaplastic import metaplastic_factor
+from plastic_rl.metaplastic import meta_for_name, metaplastic_factor
 from plastic_rl.runs import CHECKPOINT_FILE, RunDirError, load_checkpoint
 
 DEFAULT_META = 3.0  # the m used for runs trained with m = 0, so their weights read on the same scale
 
 
-def weight_statistics(state_dict: Dict[str, torch.Tensor], meta: float) -> Dict[str, Dict[str, float]]:
-    """Per tensor of dimension > 1: ``mean_abs``, ``share_above_half`` (|W| > 0.5) and ``median_f_meta`` at ``meta``.
+def weight_statistics(state_dict: Dict[str, torch.Tensor], meta: float,
+                      meta_groups: Optional[Dict[str, float]] = None) -> Dict[str, Dict[str, float]]:
+    """Per tensor of dimension > 1: ``meta`` (its m), ``mean_abs``, ``share_above_half`` (|W| > 0.5) and ``median_f_meta``.
 
     :param state_dict: a policy's state dict.
     :param meta: the metaplasticity strength m of f_meta = 1 − tanh²(m·|W|).
+    :param meta_groups: name patterns with another m (as the run's optimizer had them).
     """
     stats = {}
     for name, tensor in state_dict.items():
         if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or not tensor.is_floating_point():
             continue
         magnitude = tensor.detach().abs().float()
+        m = meta_for_name(name, meta, meta_groups)
         stats[name] = {
+            "meta": m,
             "mean_abs": float(magnitude.mean()),
             "share_above_half": float((magnitude > 0.5).float().mean()),
-            "median_f_meta": float(metaplastic_factor(magnitude, meta).median()),
+            "median_f_meta": float(metaplastic_factor(magnitude, m).median()),
         }
     return stats
 
 
-def run_policy_weights(run_dir: Path) -> tuple[Dict[str, torch.Tensor], float]:
-    """The policy state dict of a continual run's checkpoint, and the m it was trained with (0 for Adam)."""
+def run_policy_weights(run_dir: Path) -> tuple[Dict[str, torch.Tensor], float, Dict[str, float]]:
+    """The policy state dict of a continual run's checkpoint, the m it was trained with (0 for Adam), and its meta_groups."""
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
     learner = checkpoint.get("learner")
     if not isinstance(learner, dict) or not isinstance(learner.get("policy"), dict):
@@ -56,7 +61,8 @@ def run_policy_weights(run_dir: Path) -> tuple[Dict[str, torch.Tensor], float]:
     config = checkpoint.get("config") or {}  # every run checkpoint carries the run's config
     # ``meta`` is kept in the config of an Adam run too; only MetaplasticAdam applies it.
     meta = float(config.get("meta") or 0.0) if config.get("optimizer") == "metaplastic" else 0.0
-    return learner["policy"], meta
+    meta_groups = dict(config.get("meta_groups") or {}) if meta else {}
+    return learner["policy"], meta, meta_groups
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -71,17 +77,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     tables = []
     for run in args.runs:
         try:
-            weights, run_meta = run_policy_weights(Path(run))
+            weights, run_meta, meta_groups = run_policy_weights(Path(run))
         except RunDirError as err:
             parser.error(str(err))
         meta = args.meta if args.meta is not None else (run_meta or DEFAULT_META)
-        tables.append((run, run_meta, meta, weight_statistics(weights, meta)))
+        groups = meta_groups if args.meta is None else {}  # --meta reads every tensor at one m
+        tables.append((run, run_meta, meta, weight_statistics(weights, meta, groups)))
     for run, run_meta, meta, stats in tables:
         print(f"\n{run} (trained with m = {run_meta:g}; f_meta at m = {meta:g})\n")
-        print("| tensor | mean abs(W) | share abs(W) > 0.5 | median f_meta |")
-        print("|---|---:|---:|---:|")
+        print("| tensor | m | mean abs(W) | share abs(W) > 0.5 | median f_meta |")
+        print("|---|---:|---:|---:|---:|")
         for name, s in stats.items():
-            print(f"| {name} | {s['mean_abs']:.3f} | {s['share_above_half']:.3f} | {s['median_f_meta']:.3f} |")
+            print(f"| {name} | {s['meta']:g} | {s['mean_abs']:.3f} | {s['share_above_half']:.3f} | {s['median_f_meta']:.3f} |")
     return 0
 
 

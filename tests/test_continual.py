@@ -170,11 +170,39 @@ def test_cli_flags_and_resume_rules(tmp_path, mazes):
     ({"method_config": {"plastic": False}}, "method_config must not set 'plastic'"),
     ({"method_config": {"hidden_sise": 8}}, "unknown field 'hidden_sise'"),
     ({"method": "es", "sequence": "ant-legs", "regularizer": "ewc"}, "method 'es' has no gradient loss"),
+    ({"meta_groups": {"action_head.weight": 5}}, "meta_groups applies to optimizer metaplastic"),
+    ({"optimizer": "metaplastic", "meta_groups": {"head.weight": 5}}, "pattern 'head.weight' matches no parameter"),
 ])
 def test_bad_config_is_one_sentence_and_writes_nothing(tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         train(Config(**{**TINY, **kwargs}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_meta_groups_reach_the_a2c_and_ppo_optimizers(tmp_path, mazes):
+    from plastic_rl.agents.continual_methods import A2CLearner, PPOLearner
+    from plastic_rl.envs.sequences import get_sequence
+
+    parser = argparse.ArgumentParser()
+    add_continual_parser(parser.add_subparsers())
+    args = parser.parse_args(["continual", "--sequence", mazes, "--optimizer", "metaplastic", "--meta", "2",
+                              "--meta-groups", "{action_head.weight: 30}", "--run-dir", str(tmp_path / "r")])
+    config = resolve_config(args)[0]
+    assert config.meta_groups == {"action_head.weight": 30}
+    learner = A2CLearner(Config(**{**TINY, "sequence": mazes, "optimizer": "metaplastic", "meta": 2.0,
+                                   "meta_groups": config.meta_groups}), get_sequence(mazes), "none")
+    groups = learner.optimizer.param_groups
+    assert [g["meta"] for g in groups] == [30.0, 2.0] and groups[0]["params"] == [learner.policy.action_head.weight]
+    ppo = {"n_envs": 2, "n_steps": 16, "batch_size": 32, "policy_kwargs": {"hidden_size": 8}}
+    config = Config(**{**TINY, "sequence": mazes, "method": "ppo", "optimizer": "metaplastic", "meta": 2.0,
+                       "meta_groups": {"core.action_head.*": 30, "critic.*": 0}, "method_config": ppo})
+    learner = PPOLearner(config, get_sequence(mazes), "none")
+    groups = learner.model.policy.optimizer.param_groups  # the optimizer SB3's train() steps
+    assert [g["meta"] for g in groups] == [30.0, 0.0, 2.0]
+    assert groups[0]["params"] == [learner.policy.core.action_head.weight, learner.policy.core.action_head.bias]
+    assert sum(len(g["params"]) for g in groups) == len(list(learner.policy.parameters()))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["continual", "--meta-groups", "[1, 2]"])
 
 
 @pytest.mark.slow

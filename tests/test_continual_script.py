@@ -65,3 +65,20 @@ def test_env_kwargs_must_be_a_mapping(script, tmp_path, bad, capsys):
         script.main(["--env-kwargs", bad, "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "--env-kwargs must be a mapping" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_meta_groups_runs_carry_their_tag_and_groups(script, tmp_path, capsys):
+    (tmp_path / "mazes.yaml").write_text(TWO_MAZES)
+    (tmp_path / "a2c.yaml").write_text("hidden_size: 8\nbatch_size: 4\n")
+    out = tmp_path / "out"
+    args = ["--sequence", str(tmp_path / "mazes.yaml"), "--method", "a2c", "--variants", "binary-meta", "--metas", "2",
+            "--seeds", "0", "--steps-per-task", "80", "--eval-episodes", "2", "--no-reference",
+            "--method-config", str(tmp_path / "a2c.yaml"), "--meta-groups", "{action_head.weight: 30}", "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(args)  # no --tag: its runs would take the plain m = 2 runs' folders
+    assert exit_info.value.code == 2 and "--meta-groups needs --tag" in capsys.readouterr().err
+    assert not out.exists()
+    assert script.main([*args, "--tag", "out30"]) == 0
+    config = yaml.safe_load((out / "runs" / "plastic-binary-meta-m2-out30-seed0" / "config.yaml").read_text())
+    assert (config["optimizer"], config["meta"], config["meta_groups"]) == ("metaplastic", 2.0, {"action_head.weight": 30})
+    assert "| plastic-binary-meta-m2-out30 |" in capsys.readouterr().out

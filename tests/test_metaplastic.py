@@ -103,3 +103,35 @@ def test_state_dict_round_trip_continues_identically():
 def test_bad_hyperparameters_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"^{field} must be"):
         MetaplasticAdam([nn.Parameter(torch.zeros(2, 2))], **kwargs)
+
+
+def test_meta_param_groups_pick_m_by_name_first_match_wins():
+    from plastic_rl import meta_param_groups
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    groups = meta_param_groups(net.named_parameters(), 1.5, {"2.weight": 30, "2.*": 0, "0.bias": 2})
+    assert [(g["meta"], [p.shape for p in g["params"]]) for g in groups] == [
+        (30.0, [torch.Size([2, 4])]), (0.0, [torch.Size([2])]), (2.0, [torch.Size([4])]), (1.5, [torch.Size([4, 3])])]
+    optimizer = MetaplasticAdam(groups, lr=0.01, meta=1.5)
+    with torch.no_grad():
+        net[0].weight.fill_(0.5)
+        net[2].weight.fill_(0.5)
+    for p in net.parameters():
+        p.grad = torch.ones_like(p)  # every step shrinks the positive weights
+    optimizer.step()
+    # Each weight matrix is attenuated by its own group's m.
+    assert float(0.5 - net[0].weight.detach()[0, 0]) == pytest.approx(0.01 * (1 - math.tanh(1.5 * 0.5) ** 2), rel=1e-4)
+    assert float(0.5 - net[2].weight.detach()[0, 0]) == pytest.approx(0.01 * (1 - math.tanh(30 * 0.5) ** 2), rel=1e-3, abs=1e-12)
+    assert meta_param_groups(net.named_parameters(), 1.5, {}) == [{"params": list(net.parameters()), "meta": 1.5}]
+
+
+@pytest.mark.parametrize("meta_groups, message", [
+    ({"3.*": 1.0}, "pattern '3.*' matches no parameter .* the parameters are: 0.weight, 0.bias"),
+    ({"0.*": 1.0, "0.weight": 2.0}, "pattern '0.weight' matches no parameter \\(the first match wins"),
+    ({"0.*": -1.0}, "meta_groups must map parameter-name patterns to numbers >= 0"),
+])
+def test_meta_param_groups_errors_name_the_pattern(meta_groups, message):
+    from plastic_rl import meta_param_groups
+
+    with pytest.raises(ValueError, match=message):
+        meta_param_groups(nn.Sequential(nn.Linear(2, 2)).named_parameters(), 1.0, meta_groups)

@@ -15,10 +15,12 @@ def script(load_script):
     return load_script("metaplastic_weights")
 
 
-def fake_continual_run(path, optimizer="metaplastic", meta=2.0):
+def fake_continual_run(path, optimizer="metaplastic", meta=2.0, meta_groups=None):
     path.mkdir()
-    policy = {"layer.weight": torch.tensor([[0.0, -0.25, 1.0]]), "layer.bias": torch.tensor([5.0])}
-    save_checkpoint({"learner": {"policy": policy}, "config": {"optimizer": optimizer, "meta": meta}}, path / "checkpoint.pt")
+    policy = {"layer.weight": torch.tensor([[0.0, -0.25, 1.0]]), "layer.bias": torch.tensor([5.0]),
+              "out.weight": torch.tensor([[0.0, -0.25, 1.0]])}
+    config = {"optimizer": optimizer, "meta": meta, "meta_groups": meta_groups or {}}
+    save_checkpoint({"learner": {"policy": policy}, "config": config}, path / "checkpoint.pt")
     return path
 
 
@@ -38,10 +40,21 @@ def test_cli_reads_the_runs_own_meta_and_rejects_other_folders(script, tmp_path,
     assert "trained with m = 2; f_meta at m = 2" in out
     assert "trained with m = 0; f_meta at m = 3" in out  # an Adam run keeps a meta in its config that it never used
     rows = [line for line in out.splitlines() if line.startswith("| layer.weight |")]
-    assert rows == [f"| layer.weight | 0.417 | 0.333 | {1 - math.tanh(2 * 0.25) ** 2:.3f} |",   # m = 2
-                    f"| layer.weight | 0.417 | 0.333 | {1 - math.tanh(3 * 0.25) ** 2:.3f} |"]   # m = 3
+    assert rows == [f"| layer.weight | 2 | 0.417 | 0.333 | {1 - math.tanh(2 * 0.25) ** 2:.3f} |",   # m = 2
+                    f"| layer.weight | 3 | 0.417 | 0.333 | {1 - math.tanh(3 * 0.25) ** 2:.3f} |"]   # m = 3
     (tmp_path / "other").mkdir()
     save_checkpoint({"policy": {}}, tmp_path / "other" / "checkpoint.pt")
     with pytest.raises(SystemExit) as exit_info:
         script.main([str(tmp_path / "other")])
     assert exit_info.value.code == 2 and "is not a continual run" in capsys.readouterr().err
+
+
+def test_a_run_with_meta_groups_reads_each_tensor_at_its_own_m(script, tmp_path, capsys):
+    run = fake_continual_run(tmp_path / "groups", meta=2.0, meta_groups={"out.*": 8})
+    assert script.main([str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"| layer.weight | 2 | 0.417 | 0.333 | {1 - math.tanh(2 * 0.25) ** 2:.3f} |" in out
+    assert f"| out.weight | 8 | 0.417 | 0.333 | {1 - math.tanh(8 * 0.25) ** 2:.3f} |" in out
+    assert script.main([str(run), "--meta", "3"]) == 0  # one m given: every tensor at it
+    out = capsys.readouterr().out
+    assert f"| out.weight | 3 | 0.417 | 0.333 | {1 - math.tanh(3 * 0.25) ** 2:.3f} |" in out
