@@ -172,6 +172,11 @@ def _check_choice(name: str, value: Any, allowed: Tuple[str, ...]) -> None:
         raise ValueError(f"config field {name!r} must be one of {', '.join(allowed)}; got {value!r}.")
 
 
+def _generation_seed(config: Config, generation: int) -> int:
+    """The seed of generation ``generation``'s step (0-based): the noise it samples and its episodes."""
+    return config.seed * 1_000_003 + generation
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -262,7 +267,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     try:
         while generation < config.generations:
             # Seeding per generation makes a resumed run sample the same noise as an uninterrupted one.
-            _seed_everything(config.seed * 1_000_003 + generation)
+            _seed_everything(_generation_seed(config, generation))
             t0, steps0 = time.perf_counter(), env_steps
             searcher.step()
             generation += 1
@@ -303,7 +308,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
                     "wall_time": row["wall_time"],
                     "best_fitness": best_fitness,
                     "best_params": best_params,
-                    "searcher": searcher_state(searcher),
+                    # The population is kept as the seed it was sampled with (see searcher_state): a small file.
+                    "searcher": searcher_state(searcher, population_seed=_generation_seed(config, generation - 1)),
                     "obs_norm": obs_norm,
                     "env": env_record,
                     "policy": export_policy(policy_with(policy, best_params)),

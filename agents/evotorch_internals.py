@@ -94,7 +94,7 @@ def searcher_mean_stdev(searcher) -> float:
 _CMAES_STATE = ("m", "sigma", "C", "A", "p_c", "p_sigma", "last_ex")
 
 
-def searcher_state(searcher) -> Dict[str, Any]:
+def searcher_state(searcher, population_seed: Optional[int] = None) -> Dict[str, Any]:
     """Everything a searcher needs to continue, as tensors and plain values.
 
     Gaussian searchers (PGPE, SNES, CEM, OpenAI-ES): the distribution's
@@ -103,6 +103,20 @@ def searcher_state(searcher) -> Dict[str, Any]:
     distribution from it at the *start* of the next step, so without it a
     resumed run would skip one update. CMA-ES: its center, step size,
     covariance and evolution paths.
+
+    The population is popsize × parameters numbers (5.5 MB for 100 members of a
+    13,700-parameter policy), too large to commit as the checkpoint of an
+    unfinished run. With ``population_seed`` — the seed of torch's global
+    generator just before the step that sampled it — only its evaluations and
+    that seed are kept: the stored distribution is the very one that sampled it
+    (EvoTorch updates at the start of a step, then samples), so
+    :func:`restore_searcher_state` draws it again. This is checked here: if the
+    redrawn population is not the population bit for bit (a problem with its own
+    generator, a step that drew random numbers before sampling), the values are
+    kept as before.
+
+    :param searcher: the EvoTorch searcher.
+    :param population_seed: the seed given to ``torch.manual_seed`` right before the last ``step()``, or None.
     """
     state: Dict[str, Any] = {"steps_count": int(searcher.steps_count)}
     if hasattr(searcher, "_distribution"):
@@ -114,13 +128,26 @@ def searcher_state(searcher) -> Dict[str, Any]:
             state["torch_optimizer"] = optimizer._optim.state_dict()
         population = getattr(searcher, "_population", None)
         if population is not None and not getattr(searcher, "_first_iter", True):
-            state["population"] = {
-                "values": population.values.detach().cpu().clone(),
-                "evals": population.evals.detach().cpu().clone(),
-            }
+            values = population.values.detach()
+            state["population"] = {"evals": population.evals.detach().cpu().clone()}
+            if population_seed is not None and torch.equal(_redraw_population(searcher, values.shape, population_seed), values):
+                state["population"]["seed"] = int(population_seed)
+            else:
+                state["population"]["values"] = values.cpu().clone()
     else:
         state["cmaes"] = {name: _plain(getattr(searcher, name)) for name in _CMAES_STATE}
     return state
+
+
+def _redraw_population(searcher, shape, seed: int) -> Tensor:
+    """The population the searcher's distribution samples after ``torch.manual_seed(seed)``, leaving torch's generators as they were."""
+    dist = searcher._distribution
+    devices = [dist.device] if dist.device.type == "cuda" else []
+    values = torch.empty(shape, dtype=searcher.problem.dtype, device=dist.device)
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        dist.sample(out=values, generator=searcher.problem)  # as EvoTorch's step samples it
+    return values
 
 
 def _plain(value: Any) -> Any:
@@ -145,7 +172,12 @@ def restore_searcher_state(searcher, state: Dict[str, Any]) -> None:
             for group, lr in zip(optim.param_groups, learning_rates):
                 group["lr"] = lr
         if "population" in state:
-            values, evals = state["population"]["values"], state["population"]["evals"]
+            evals = state["population"]["evals"]
+            if "values" in state["population"]:
+                values = state["population"]["values"]
+            else:  # stored as its sampling seed (see searcher_state); the distribution was restored above
+                values = _redraw_population(searcher, (evals.shape[0], searcher.problem.solution_length),
+                                            state["population"]["seed"])
             batch = SolutionBatch(searcher.problem, popsize=values.shape[0], device=dist.device, empty=True)
             batch.access_values()[:] = values.to(dist.device)
             batch.set_evals(evals[:, 0].to(dist.device) if evals.dim() == 2 else evals.to(dist.device))

@@ -114,6 +114,30 @@ def test_searcher_state_round_trip(algorithm):
             assert a[key] == b[key], key
 
 
+@pytest.mark.parametrize("algorithm", ["pgpe", "snes"])
+def test_population_kept_as_its_seed_is_redrawn_bit_for_bit(algorithm):
+    config = tiny_config(algorithm=algorithm, episode_length=10)
+    center = torch.nn.utils.parameters_to_vector(es.build_policy(config, 105, 8).parameters()).detach()
+    searcher = es.make_searcher(config, es.make_problem(config, es.build_policy(config, 105, 8)), center)
+    for generation in range(2):
+        es._seed_everything(es._generation_seed(config, generation))
+        searcher.step()
+    state = es.searcher_state(searcher, population_seed=es._generation_seed(config, 1))
+    assert set(state["population"]) == {"evals", "seed"}  # no popsize x parameters tensor in the checkpoint
+    fresh = es.make_searcher(config, es.make_problem(config, es.build_policy(config, 105, 8)), center)
+    es.restore_searcher_state(fresh, state)
+    assert torch.equal(fresh.population.values, searcher.population.values)
+    assert torch.equal(fresh.population.evals, searcher.population.evals)
+    # The next step updates from the redrawn population exactly as the unbroken searcher does.
+    for s in (searcher, fresh):
+        es._seed_everything(es._generation_seed(config, 2))
+        s.step()
+    assert torch.equal(es.searcher_center(fresh), es.searcher_center(searcher))
+    # A seed that does not redraw the population (here the wrong generation's) keeps the values instead.
+    state = es.searcher_state(searcher, population_seed=es._generation_seed(config, 0))
+    assert torch.equal(state["population"]["values"], searcher.population.values) and "seed" not in state["population"]
+
+
 def _flatten(d, prefix=""):
     for k, v in d.items():
         if isinstance(v, dict):
@@ -167,6 +191,7 @@ def test_checkpoint_resume_evaluate_round_trip(tmp_path):
     assert checkpoint["generation"] == 2 and checkpoint["env"]["id"] == "plastic_rl/AntLegFailure-v0"
     assert set(checkpoint["obs_norm"]) >= {"mean", "stdev"} and checkpoint["obs_norm"]["mean"].shape == (105,)
     assert "population" in checkpoint["searcher"] and "clipup_velocity" in checkpoint["searcher"]
+    assert set(checkpoint["searcher"]["population"]) == {"evals", "seed"}  # the population as its sampling seed
     center = load_policy(checkpoint["center_policy"])
     assert torch.equal(torch.nn.utils.parameters_to_vector(center.parameters()), checkpoint["searcher"]["distribution"]["mu"])
     first_rows = read_metrics(run / "metrics.csv")
