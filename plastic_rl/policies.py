@@ -286,6 +286,9 @@ class MLPActorCritic(_ActorCriticBase):
     :param binary: binarized hidden layers: their weights are ``sign(W_h) / sqrt(fan_in)`` of real hidden weights
         (straight-through gradient; the plastic term stays real-valued); the action layer and the value head stay
         real-valued. Not with ``random_weights``.
+    :param binary_output: with ``binary``, binarize the action layer too (the value head stays real-valued). In a
+        real-valued layer ``|W|`` is the output's scale, so MetaplasticAdam's outward drift of consolidated weights
+        saturates the actions; in a binarized one only ``sign(W)`` acts, and ``|W|`` is free to mean consolidation.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
@@ -306,12 +309,15 @@ class MLPActorCritic(_ActorCriticBase):
         random_weights: bool = False,
         plasticity: Optional[PlasticityConfig] = None,
         binary: bool = False,
+        binary_output: bool = False,
         **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("obs_size", obs_size)
         _check_action(action_size, action_type)
         check_choice("output_activation", output_activation, tuple(ACTIVATIONS))
+        if binary_output and not binary:
+            raise ValueError("binary_output=True binarizes the action layer as well as the hidden layers; it needs binary=True.")
         if binary and random_weights:
             raise ValueError("binary=True needs learned fixed weights to binarize; it cannot be combined with random_weights=True.")
         if random_weights and not plastic:
@@ -330,7 +336,7 @@ class MLPActorCritic(_ActorCriticBase):
             obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_sizes=list(hidden_sizes),
             width=None, activation=activation, output_activation=output_activation, plastic=plastic,
             value_head=value_head, log_std_init=log_std_init, random_weights=bool(random_weights), binary=bool(binary),
-            **config.as_dict(),
+            binary_output=bool(binary_output), **config.as_dict(),
         )
         sizes = (obs_size,) + hidden_sizes + (action_size,)
         activations = [activation] * len(hidden_sizes) + [output_activation]
@@ -342,7 +348,7 @@ class MLPActorCritic(_ActorCriticBase):
         else:
             self.layers = nn.ModuleList(
                 PlasticLinear(sizes[k], sizes[k + 1], activation=activations[k], plastic=plastic, plasticity=config,
-                              binary=binary and k < len(hidden_sizes))  # the action layer stays real-valued
+                              binary=binary and (k < len(hidden_sizes) or binary_output))  # the action layer: binary_output
                 for k in range(len(sizes) - 1)
             )
         self._init_heads(hidden_sizes[-1], action_size, action_type, value_head, log_std_init)

@@ -21,7 +21,8 @@ Variants (``--variants``):
 
 ``--meta-groups`` gives the tensors some name patterns match another m than ``--metas``
 (e.g. ``'{core.layers.2.weight: 30}'``: the real-valued action layer, whose weights stay
-near 0.03); its runs need ``--tag``, which is added to their names (``plastic-binary-meta-m3-TAG``).
+near 0.03); its runs need ``--tag``. ``--tag NAME`` is added to every run's name (``plastic-binary-meta-m3-NAME``):
+use it for any change the name does not show, such as another ``--method-config``.
 
 ``--env-kwargs`` adds keyword arguments to every task's env (e.g. ``'{include_cfrc_ext_in_observation:
 false}'`` for the quadruped), and ``--no-reference`` skips the from-scratch runs (no forward transfer,
@@ -125,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--metas", type=float, nargs="+", default=[10.0], help="MetaplasticAdam m of binary-meta runs")
     parser.add_argument("--meta-groups", default=None, metavar="YAML",
                         help="binary-meta: another m for the tensors these name patterns match, e.g. '{core.layers.2.weight: 30}'")
-    parser.add_argument("--tag", default=None, help="added to the names of binary-meta runs (required with --meta-groups)")
+    parser.add_argument("--tag", default=None, help="added to every run's name (required with --meta-groups)")
     parser.add_argument("--ewc-strength", type=float, default=100.0, help="λ of EWC (fp-ewc)")
     parser.add_argument("--l2-strength", type=float, default=1.0, help="λ of the L2 pull (fp-l2)")
     parser.add_argument("--env-kwargs", default=None,
@@ -174,7 +175,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             for meta in (args.metas if variant == "binary-meta" else [0.0])]
     for seed, policy, variant, meta in runs:
         name = f"{policy}-{variant}" + (f"-m{meta:g}" if variant == "binary-meta" else "")
-        if variant == "binary-meta" and args.tag:
+        if args.tag:
             name += f"-{args.tag}"
         base = {"sequence": args.sequence, "method": args.method, "steps_per_task": args.steps_per_task,
                 "eval_episodes": args.eval_episodes, "learning_rate": args.learning_rate,

@@ -50,6 +50,24 @@ def test_mlp_binarizes_hidden_layers_only():
     assert [layer.binary for layer in binary.layers] == [True, True, False]
 
 
+def test_mlp_binary_output_binarizes_the_action_layer_too():
+    torch.manual_seed(1)
+    binary = MLPActorCritic(5, 2, hidden_sizes=(8, 6), binary=True, binary_output=True, output_activation="tanh")
+    real = MLPActorCritic(5, 2, hidden_sizes=(8, 6), output_activation="tanh")
+    _binarized_copy(binary, real, ["layers.0.weight", "layers.1.weight", "layers.2.weight"])
+    obs = torch.randn(5, 3, 5)
+    assert torch.allclose(_run(binary, obs)[0], _run(real, obs)[0], atol=1e-6)
+    assert [layer.binary for layer in binary.layers] == [True, True, True]
+    # Only sign(W) acts: growing every action weight's magnitude leaves the actions as they were.
+    before = _run(binary, obs)[0]
+    with torch.no_grad():
+        binary.layers[2].weight.mul_(7.0)
+    assert torch.equal(_run(binary, obs)[0], before)
+    assert load_policy(export_policy(binary)).config["binary_output"] is True
+    with pytest.raises(ValueError, match="binary_output=True .* needs binary=True"):
+        MLPActorCritic(5, 2, binary_output=True)
+
+
 def test_binary_policy_gradients_reach_hidden_weights():
     torch.manual_seed(2)
     policy = RecurrentActorCritic(7, 3, hidden_size=10, binary=True)
@@ -146,3 +164,13 @@ def test_plastic_ppo_trains_a_binary_policy_with_metaplastic_adam(policy_name):
     after = model.policy.state_dict()
     name = "core.layers.0.weight" if policy_name == "PlasticMlpPolicy" else "core.cell.weight_ih"
     assert not torch.equal(before[name], after[name])  # the real hidden weights moved
+
+
+def test_plastic_ppo_takes_binary_output():
+    import gymnasium as gym
+
+    from plastic_rl.agents.ppo import PlasticPPO
+
+    model = PlasticPPO("PlasticMlpPolicy", gym.make("Pendulum-v1"), n_steps=32, batch_size=32, n_epochs=1, seed=0,
+                       policy_kwargs={"binary": True, "binary_output": True, "hidden_sizes": [8]})
+    assert [layer.binary for layer in model.policy.core.layers] == [True, True]
