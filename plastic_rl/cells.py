@@ -75,18 +75,21 @@ class _StatefulModule(nn.Module):
 
     plasticity: Optional[Plasticity]
     binary: bool = False
+    binary_scale: Optional[float] = None  # magnitude of a binary weight; None: 1 / sqrt(fan_in)
 
     def _weight(self, weight: Tensor) -> Tensor:
         """The fixed weight the forward uses: ``weight`` itself, or (``binary``) ``sign(weight) / sqrt(fan_in)``.
 
         The ``1 / sqrt(fan_in)`` keeps a binary layer's pre-activation at the scale of
-        the real-valued initialisation (no batch norm in a policy); the gradient goes
-        straight through to the real hidden weight. ``weight`` may carry a leading
-        batch dimension (one weight set per episode, the ES population forward).
+        the real-valued initialisation (no batch norm in a policy); ``binary_scale``,
+        where a layer sets it, replaces it. The gradient goes straight through to the
+        real hidden weight. ``weight`` may carry a leading batch dimension (one weight
+        set per episode, the ES population forward).
         """
         if not self.binary:
             return weight
-        return binarize(weight) * (1.0 / math.sqrt(weight.shape[-1]))
+        scale = self.binary_scale if self.binary_scale is not None else 1.0 / math.sqrt(weight.shape[-1])
+        return binarize(weight) * scale
 
     def _device_dtype(self):
         p = next(self.parameters())
@@ -276,6 +279,9 @@ class PlasticLinear(_StatefulModule):
     :param plastic: if False, no plasticity parameters are created (``nn.Linear`` + activation).
     :param bias: whether the layer has a bias.
     :param binary: binarize ``weight`` (see the module docstring); the bias stays real.
+    :param binary_scale: with ``binary``, the magnitude of every binary weight (default ``1 / sqrt(in_features)``).
+        An action layer wants small first actions (SB3 initializes its action layer at gain 0.01), which
+        a binary layer can only get from a small scale.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
@@ -290,14 +296,19 @@ class PlasticLinear(_StatefulModule):
         bias: bool = True,
         plasticity: Optional[PlasticityConfig] = None,
         binary: bool = False,
+        binary_scale: Optional[float] = None,
         **fields: Any,
     ) -> None:
         super().__init__()
         check_positive_int("in_features", in_features)
         check_positive_int("out_features", out_features)
         check_choice("activation", activation, tuple(ACTIVATIONS))
+        if binary_scale is not None and not (isinstance(binary_scale, (int, float)) and math.isfinite(binary_scale)
+                                             and binary_scale > 0):
+            raise ValueError(f"binary_scale must be a positive number or None (1 / sqrt(in_features)); got {binary_scale!r}.")
         self.in_features, self.out_features = in_features, out_features
         self.binary = bool(binary)
+        self.binary_scale = float(binary_scale) if binary_scale is not None else None
         self.activation = activation
         linear = nn.Linear(in_features, out_features, bias=bias)  # borrow torch's initialisation
         self.weight = nn.Parameter(linear.weight.detach().clone())

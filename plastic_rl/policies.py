@@ -289,6 +289,9 @@ class MLPActorCritic(_ActorCriticBase):
     :param binary_output: with ``binary``, binarize the action layer too (the value head stays real-valued). In a
         real-valued layer ``|W|`` is the output's scale, so MetaplasticAdam's outward drift of consolidated weights
         saturates the actions; in a binarized one only ``sign(W)`` acts, and ``|W|`` is free to mean consolidation.
+    :param binary_output_scale: with ``binary_output``, the magnitude of every binary action weight (default
+        ``1 / sqrt(fan_in)``, as the hidden layers). That default makes the first actions large; a scale near
+        the size a real-valued action layer reaches (e.g. 0.03 for PPO on Ant) keeps them small.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
         (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
@@ -310,6 +313,7 @@ class MLPActorCritic(_ActorCriticBase):
         plasticity: Optional[PlasticityConfig] = None,
         binary: bool = False,
         binary_output: bool = False,
+        binary_output_scale: Optional[float] = None,
         **fields: Any,
     ) -> None:
         super().__init__()
@@ -318,6 +322,8 @@ class MLPActorCritic(_ActorCriticBase):
         check_choice("output_activation", output_activation, tuple(ACTIVATIONS))
         if binary_output and not binary:
             raise ValueError("binary_output=True binarizes the action layer as well as the hidden layers; it needs binary=True.")
+        if binary_output_scale is not None and not binary_output:
+            raise ValueError("binary_output_scale sets the binary action layer's weight magnitude; it needs binary_output=True.")
         if binary and random_weights:
             raise ValueError("binary=True needs learned fixed weights to binarize; it cannot be combined with random_weights=True.")
         if random_weights and not plastic:
@@ -336,7 +342,7 @@ class MLPActorCritic(_ActorCriticBase):
             obs_size=obs_size, action_size=action_size, action_type=action_type, hidden_sizes=list(hidden_sizes),
             width=None, activation=activation, output_activation=output_activation, plastic=plastic,
             value_head=value_head, log_std_init=log_std_init, random_weights=bool(random_weights), binary=bool(binary),
-            binary_output=bool(binary_output), **config.as_dict(),
+            binary_output=bool(binary_output), binary_output_scale=binary_output_scale, **config.as_dict(),
         )
         sizes = (obs_size,) + hidden_sizes + (action_size,)
         activations = [activation] * len(hidden_sizes) + [output_activation]
@@ -348,7 +354,8 @@ class MLPActorCritic(_ActorCriticBase):
         else:
             self.layers = nn.ModuleList(
                 PlasticLinear(sizes[k], sizes[k + 1], activation=activations[k], plastic=plastic, plasticity=config,
-                              binary=binary and (k < len(hidden_sizes) or binary_output))  # the action layer: binary_output
+                              binary=binary and (k < len(hidden_sizes) or binary_output),  # the action layer: binary_output
+                              binary_scale=binary_output_scale if k == len(hidden_sizes) else None)
                 for k in range(len(sizes) - 1)
             )
         self._init_heads(hidden_sizes[-1], action_size, action_type, value_head, log_std_init)

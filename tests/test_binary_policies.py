@@ -66,6 +66,17 @@ def test_mlp_binary_output_binarizes_the_action_layer_too():
     assert load_policy(export_policy(binary)).config["binary_output"] is True
     with pytest.raises(ValueError, match="binary_output=True .* needs binary=True"):
         MLPActorCritic(5, 2, binary_output=True)
+    # binary_output_scale sets the action weights' magnitude: sign(W) * scale, however large |W| is.
+    scaled = MLPActorCritic(5, 2, hidden_sizes=(8, 6), binary=True, binary_output=True, binary_output_scale=0.03,
+                            output_activation="identity", plastic=False)
+    h = torch.randn(4, 6)
+    expected = h @ (torch.where(scaled.layers[2].weight >= 0, 0.03, -0.03)).T + scaled.layers[2].bias
+    assert torch.allclose(scaled.layers[2](h)[0], expected, atol=1e-6)
+    assert load_policy(export_policy(scaled)).layers[2].binary_scale == 0.03
+    with pytest.raises(ValueError, match="binary_output_scale .* needs binary_output=True"):
+        MLPActorCritic(5, 2, binary=True, binary_output_scale=0.03)
+    with pytest.raises(ValueError, match="binary_scale must be a positive number"):
+        MLPActorCritic(5, 2, binary=True, binary_output=True, binary_output_scale=-1.0)
 
 
 def test_binary_policy_gradients_reach_hidden_weights():
