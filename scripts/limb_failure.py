@@ -8,7 +8,8 @@ or with ``--training-failure-step random`` at a step drawn in its middle half;
 weighs the motion reward before a mid-episode failure less than after it):
 
 - ``static``: an MLP without plasticity, widened to the plastic MLP's parameter count;
-- ``plastic``: the plastic MLP with simple neuromodulation;
+- ``plastic``: the plastic MLP with simple neuromodulation of a Hebbian trace (``--plastic-rule``
+  and ``--plastic-modulation`` choose others);
 - ``rules``: the rules-only MLP (Najarro & Risi 2020): weights drawn at random every
   episode, only the per-synapse ABCD rule, alpha and η evolved.
 
@@ -82,7 +83,8 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
         seed=seed, hidden_sizes=tuple(args.hidden_sizes), num_actors=args.num_actors, env_kwargs=env_kwargs,
         center_learning_rate=args.center_learning_rate, decrease_rewards_by=args.decrease_rewards_by,
     )
-    plastic = es.Config(plastic=True, modulation="simple", stdev_init=args.stdev_init, alpha_scale=args.alpha_scale, **common)
+    plastic = es.Config(plastic=True, modulation=args.plastic_modulation, rule=args.plastic_rule, stdev_init=args.stdev_init,
+                        alpha_scale=args.alpha_scale, **common)
     obs_size, action_size = env_spaces(plastic.env_id, plastic.env_kwargs)
     twin = MLPActorCritic.matching(build_policy(plastic, obs_size, action_size), plastic=False)
     configs = {
@@ -161,6 +163,11 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--stdev-init", type=float, default=es.Config.stdev_init, help="initial search σ per parameter (static, plastic)")
     parser.add_argument("--alpha-scale", type=float, default=1.0,
                         help="plastic MLP: alpha = alpha_scale x the searched value (es.Config.alpha_scale; the walk study's 0.1)")
+    parser.add_argument("--plastic-rule", default="hebbian", choices=["hebbian", "oja", "bcm"],
+                        help="learning rule of the plastic MLP (default hebbian; oja's decay term keeps a trace from "
+                             "saturating, so it can still change after the failure; use another --output: the runs differ)")
+    parser.add_argument("--plastic-modulation", default="simple", choices=["none", "simple", "retroactive"],
+                        help="neuromodulation of the plastic MLP (default simple)")
     parser.add_argument("--rules-stdev-init", type=float, default=0.1, help="initial search σ of the rules-only MLP (Najarro & Risi: 0.1)")
     parser.add_argument("--center-learning-rate", type=float, default=None, help="PGPE/ClipUp step (max speed = 2x); default: the Config default")
     parser.add_argument("--decrease-rewards-by", type=float, default=1.0,

@@ -74,7 +74,7 @@ def test_alpha_scale_reaches_the_plastic_variant_only(script):
     args = Namespace(algorithm="pgpe", popsize=4, generations=1, episode_length=20, hidden_sizes=[8], num_actors=0,
                      no_contact_forces=True, center_learning_rate=0.1, decrease_rewards_by=1.0, stdev_init=0.02,
                      rules_stdev_init=0.1, alpha_scale=0.1, variants=["static", "plastic", "rules"], training_failure_step="0", pre_failure_reward_weight=1.0,
-                     training_failure_probs=None)
+                     training_failure_probs=None, plastic_rule="hebbian", plastic_modulation="simple")
     configs = script.variant_configs(args, seed=0)
     assert configs["plastic"].alpha_scale == 0.1
     assert configs["static"].alpha_scale == 1.0 and configs["rules"].alpha_scale == 1.0
@@ -91,7 +91,7 @@ def test_training_failure_step_random_makes_legs_fail_mid_episode(script):
                      no_contact_forces=True, center_learning_rate=0.1, decrease_rewards_by=1.0, stdev_init=0.02,
                      rules_stdev_init=0.1, alpha_scale=1.0, variants=["static", "plastic", "rules"],
                      training_failure_step="random", pre_failure_reward_weight=1.0,
-                     training_failure_probs=None)
+                     training_failure_probs=None, plastic_rule="hebbian", plastic_modulation="simple")
     configs = script.variant_configs(args, seed=0)
     kwargs = configs["plastic"].env_kwargs
     assert kwargs["failure_step"] == "random" and tuple(kwargs["failure_step_range"]) == (10, 30)  # the middle half
@@ -104,6 +104,36 @@ def test_training_failure_step_random_makes_legs_fail_mid_episode(script):
             steps.add(info["failure_step"])
     env.close()
     assert steps and all(10 <= k < 30 for k in steps) and len(steps) > 1  # drawn per episode inside the range
+
+
+def test_plastic_rule_and_modulation_reach_the_plastic_variant_only(script, monkeypatch, tmp_path):
+    seen = {}
+    variant_configs = script.variant_configs
+
+    def record(args, seed):
+        configs = variant_configs(args, seed)
+        seen.update({f"{name}-seed{seed}": config for name, config in configs.items()})
+        return configs
+
+    def stop_before_training(config, run_dir):  # the parsed configs are what this test checks
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "variant_configs", record)
+    monkeypatch.setattr(script, "train_or_resume", stop_before_training)
+    with pytest.raises(KeyboardInterrupt):
+        script.main(["--plastic-rule", "oja", "--plastic-modulation", "retroactive", "--episode-length", "40", "--seeds", "0",
+                     "--hidden-sizes", "8", "--output", str(tmp_path / "out")])
+    assert (seen["plastic-seed0"].rule, seen["plastic-seed0"].modulation) == ("oja", "retroactive")
+    # The static twin has no plasticity, and the rules-only MLP keeps its own rule.
+    assert seen["static-seed0"].plastic is False
+    assert (seen["rules-seed0"].rule, seen["rules-seed0"].modulation) == ("abcd", "none")
+    # The static twin is widened to the parameter count of the plastic MLP it is compared with (retroactive adds η).
+    from plastic_rl.agents.es_policy import build_policy, env_spaces
+
+    sizes = env_spaces(seen["plastic-seed0"].env_id, seen["plastic-seed0"].env_kwargs)
+    plastic_count = sum(p.numel() for p in build_policy(seen["plastic-seed0"], *sizes).parameters())
+    static_count = sum(p.numel() for p in build_policy(seen["static-seed0"], *sizes).parameters())
+    assert abs(static_count - plastic_count) < 0.1 * plastic_count
 
 
 def test_pre_failure_weight_and_training_failure_probs_reach_the_training_env(script, monkeypatch, tmp_path):
