@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from typing import Any, Dict, List, NamedTuple
 
 import numpy as np
@@ -129,8 +130,25 @@ def measure_run(run_dir: str, failure_step: int, episodes: int, policy_key: str,
     return report
 
 
+def pooled(reports: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+    """plastic − frozen pooled over runs: median, quartiles, range and count, under failure and intact.
+
+    :param reports: :func:`measure_run` reports by run folder.
+    """
+    values: Dict[str, List[float]] = {"failure": [], "intact": []}
+    for report in reports.values():
+        for name, entry in report["conditions"].items():
+            values["intact" if name == "intact" else "failure"].append(entry["learning_after_step"])
+    out = {}
+    for key, v in values.items():
+        q25, median, q75 = np.percentile(v, [25, 50, 75])
+        out[key] = {"median": float(median), "q25": float(q25), "q75": float(q75), "min": float(np.min(v)),
+                    "max": float(np.max(v)), "n": len(v)}
+    return out
+
+
 def format_report(reports: Dict[str, Dict[str, Any]]) -> str:
-    """A Markdown table: velocity after the failure step per condition and mode, and plastic − frozen."""
+    """A Markdown table: velocity after the failure step per condition and mode, and plastic − frozen; then pooled."""
     lines = ["| run | condition | plastic m/s | frozen traces m/s | alpha = 0 m/s | plastic − frozen | falls (p, f, a0) |",
              "|---|---|---:|---:|---:|---:|---|"]
     for run_dir, report in reports.items():
@@ -138,6 +156,11 @@ def format_report(reports: Dict[str, Dict[str, Any]]) -> str:
             lines.append(f"| {run_dir} | {name} | {e['plastic']['velocity']:.2f} | {e['frozen']['velocity']:.2f} | "
                          f"{e['alpha0']['velocity']:.2f} | {e['learning_after_step']:+.2f} | "
                          f"{e['plastic']['falls']}, {e['frozen']['falls']}, {e['alpha0']['falls']} |")
+    lines += ["", "plastic − frozen (m/s) pooled over the runs above:", "",
+              "| | conditions | median [IQR] | range |", "|---|---:|---|---|"]
+    for key, q in pooled(reports).items():
+        label = "a leg failed at the freeze step" if key == "failure" else "intact (what freezing costs by itself)"
+        lines.append(f"| {label} | {q['n']} | {q['median']:+.3f} [{q['q25']:+.3f}, {q['q75']:+.3f}] | {q['min']:+.2f} to {q['max']:+.2f} |")
     return "\n".join(lines)
 
 
@@ -165,7 +188,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     table = format_report(reports)
     print(table)
     if args.output:
-        atomic_write_json(args.output, reports)
+        atomic_write_json(args.output, {"runs": reports, "pooled": pooled(reports), "command": "python scripts/trace_freeze.py "
+                                        + " ".join(argv if argv is not None else sys.argv[1:])})
         atomic_write_text(str(args.output).rsplit(".", 1)[0] + ".md", table + "\n")
     return reports
 

@@ -54,7 +54,10 @@ def test_report_of_a_plastic_run(script, tmp_path):
         assert set(entry) == {"plastic", "frozen", "alpha0", "learning_after_step"}
         assert all(len(entry[mode]["per_episode"]) == 2 for mode in script.MODES)
         assert entry["learning_after_step"] == pytest.approx(entry["plastic"]["velocity"] - entry["frozen"]["velocity"])
-    assert json.loads(out.read_text()) == json.loads(json.dumps(reports))
+    written = json.loads(out.read_text())
+    assert written["runs"] == json.loads(json.dumps(reports))
+    assert written["pooled"]["failure"]["n"] == 2 and written["pooled"]["intact"]["n"] == 1
+    assert written["pooled"]["intact"]["median"] == pytest.approx(report["conditions"]["intact"]["learning_after_step"])
     assert "front_left@5" in (tmp_path / "freeze.md").read_text()
 
 
