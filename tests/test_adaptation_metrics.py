@@ -27,9 +27,12 @@ def test_distance_velocity_and_ratios_on_a_fixed_horizon():
     stats = result["conditions"]
     intact = stats["intact"]
     assert intact["falls"] == 0 and intact["mean_episode_length"] == 40
-    # Velocity is distance over the horizon; the distance is the sum of Ant's own x velocity times dt.
+    # Velocity is distance over the horizon; the distance is the sum of Ant's own x velocity times dt, up to one
+    # MuJoCo substep: Ant-v5 takes x_velocity from the torso's xpos, which mj_step leaves one substep (0.01 s)
+    # behind qpos, from which the distance is measured.
     assert intact["mean_forward_velocity"] == pytest.approx(intact["mean_distance"] / (40 * DT))
-    assert intact["mean_distance"] == pytest.approx(np.nansum(result["velocity"]["intact"]) * DT, rel=1e-4, abs=1e-6)
+    velocity = np.asarray(result["velocity"]["intact"])
+    assert intact["mean_distance"] == pytest.approx(np.nansum(velocity) * DT, abs=1e-6 + 0.01 * np.nanmax(np.abs(velocity)))
     # A leg that keeps all of its control is the intact robot: ratios exactly 1 (if the policy moves forward).
     same = stats["front_left:1"]
     assert same["distances"] == intact["distances"] and same["returns"] == intact["returns"]

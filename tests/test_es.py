@@ -86,8 +86,12 @@ def test_traces_reset_between_episodes_under_evotorch():
         batch.access_values()[:] = params  # two identical solutions, evaluated side by side
         problem.evaluate(batch)
         fitness[n] = batch.evals[:, 0].tolist()
-    assert fitness[1][0] == pytest.approx(fresh[0], rel=1e-4)
-    assert fitness[3] == pytest.approx(fitness[1], rel=1e-4)
+    # EvoTorch's rollout is one batched forward over the population; its float rounding differs from the single
+    # forward above by ~1e-8 per action, which this strongly plastic, chaotic policy amplifies over 30 steps (by how
+    # much depends on the CPU's kernels: 0.5 of 65 on an AVX-512 machine). A leak moves the return by far more.
+    leak = abs(leaked[1] - leaked[0])
+    assert abs(fitness[1][0] - fresh[0]) < 0.1 * leak
+    assert fitness[3] == pytest.approx(fitness[1], rel=1e-4)  # the same batched forward: episodes repeat exactly
 
 
 @pytest.mark.parametrize("algorithm", ["pgpe", "openai-es", "snes", "cem", "cmaes"])
