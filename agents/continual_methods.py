@@ -351,7 +351,7 @@ class ESLearner:
 #: PlasticPPO arguments a continual run's method_config may set (policy_kwargs: the core policy's, e.g. hidden_size).
 PPO_FIELDS = ("policy", "n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef",
               "vf_coef", "max_grad_norm", "sequence_length", "policy_kwargs", "episode_length", "normalize_obs",
-              "normalize_reward")
+              "normalize_reward", "normalize_update_steps")
 
 
 class PPOLearner:
@@ -370,6 +370,10 @@ class PPOLearner:
     statistics are one pair shared by all the tasks' envs: like the weights, they
     carry over from task to task and are not told of a boundary. Evaluation
     normalizes observations with them, frozen, and scores unscaled rewards.
+    ``normalize_update_steps: N`` updates them only in the rollouts that start
+    before env step N of the run, and keeps them fixed after (e.g. N =
+    ``steps_per_task``: the first task's statistics; an ablation of how much
+    forgetting the shifting statistics cause).
 
     :param config: the continual run's config; ``method_config`` takes :data:`PPO_FIELDS`.
     :param sequence: the tasks (one observation and action space for all).
@@ -392,6 +396,15 @@ class PPOLearner:
         self.episode_length = mc.pop("episode_length", None)
         self.normalize_obs = bool(mc.pop("normalize_obs", False))
         self.normalize_reward = bool(mc.pop("normalize_reward", False))
+        self.normalize_update_steps = mc.pop("normalize_update_steps", None)
+        if self.normalize_update_steps is not None:
+            steps = self.normalize_update_steps
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+                raise ConfigError(f"method_config normalize_update_steps must be a whole number of env steps >= 0 or null "
+                                  f"(update the statistics throughout); got {steps!r}.")
+            if not (self.normalize_obs or self.normalize_reward):
+                raise ConfigError("method_config normalize_update_steps limits the VecNormalize updates; it needs "
+                                  "normalize_obs: true or normalize_reward: true.")
         self.gamma = float(mc.get("gamma", 0.99))
         self._obs_rms = self._ret_rms = None  # the shared VecNormalize statistics, made with the first env
         policy_kwargs = dict(mc.pop("policy_kwargs", {}) or {})
@@ -485,6 +498,8 @@ class PPOLearner:
         if self._active != task_index or self.model.env is not env:
             self.model.set_env(env)  # the next learn() resets the new task's envs
             self._active = task_index
+        if self.normalize_update_steps is not None:
+            env.training = self.model.num_timesteps < self.normalize_update_steps  # VecNormalize updates only while training
         self.model.learn(self.model.n_steps * self.n_envs, reset_num_timesteps=False)
         # Monitor keeps every finished episode's return per env; the new ones are past what was seen before.
         per_env = env.env_method("get_episode_rewards")

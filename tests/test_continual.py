@@ -300,3 +300,32 @@ def test_ppo_learner_shares_vecnormalize_statistics_across_tasks_and_checkpoints
     assert (restored._env(0).obs_rms.mean == mean).all()
     assert restored.evaluate(1, 2, seed=7) == pytest.approx(score)  # the same normalized observations, the same actions
     restored.finish()
+
+
+def test_ppo_normalization_stops_updating_after_normalize_update_steps(tmp_path):
+    from plastic_rl.agents.continual_methods import PPOLearner
+    from plastic_rl.envs.sequences import get_sequence
+
+    path = tmp_path / "pendulums.yaml"
+    path.write_text(TWO_PENDULUMS)
+    sequence = get_sequence(str(path))
+    ppo = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1, "episode_length": 50, "normalize_obs": True,
+           "normalize_update_steps": 64, "policy_kwargs": {"hidden_sizes": [8]}}
+    learner = PPOLearner(Config(sequence=str(path), method="ppo", **{**TINY, "method_config": ppo}), sequence, "none")
+    stats = learner._env(0).obs_rms
+    count = stats.count
+    learner.train_iteration(0, 0, lambda **_: None)  # steps 0-63: updates the statistics
+    updated = stats.count
+    assert updated == pytest.approx(count + 64 + 2)
+    mean = stats.mean.copy()
+    learner.train_iteration(0, 1, lambda **_: None)  # from step 64 on they stay as they are, on every task
+    learner.train_iteration(1, 0, lambda **_: None)
+    assert stats.count == updated and (stats.mean == mean).all()
+    learner.finish()
+    for bad, message in ((-1, "normalize_update_steps must be a whole number"), (1.5, "normalize_update_steps must be a whole number")):
+        with pytest.raises(ConfigError, match=message):
+            PPOLearner(Config(sequence=str(path), method="ppo", **{**TINY, "method_config": {**ppo, "normalize_update_steps": bad}}),
+                       sequence, "none")
+    plain = {k: v for k, v in ppo.items() if k != "normalize_obs"}
+    with pytest.raises(ConfigError, match="needs normalize_obs: true or normalize_reward: true"):
+        PPOLearner(Config(sequence=str(path), method="ppo", **{**TINY, "method_config": plain}), sequence, "none")
