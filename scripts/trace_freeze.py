@@ -24,15 +24,15 @@ costs when nothing happened).
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from plastic_rl.agents.evaluate import FAILURE_KWARGS, LEG_NAMES, _distances, load_quadruped_run, parse_conditions, run_episodes
+from plastic_rl.agents.evaluate_maze import is_plastic, without_plasticity
 from plastic_rl.runs import RunDirError, atomic_write_json, atomic_write_text
 
 MODES = ("plastic", "frozen", "alpha0")
@@ -68,16 +68,6 @@ class FrozenTraces(nn.Module):
         return action, ClockedState(clock.step + 1, new_state)
 
 
-def without_plasticity(policy: nn.Module) -> nn.Module:
-    """A copy of ``policy`` with every plasticity coefficient alpha set to 0."""
-    ablated = copy.deepcopy(policy)
-    with torch.no_grad():
-        for name, tensor in ablated.named_parameters():
-            if name.endswith("plasticity.alpha"):
-                tensor.zero_()
-    return ablated
-
-
 def velocity_after(result: Dict[str, np.ndarray], rows: slice, start: int, episode_length: int) -> Dict[str, Any]:
     """Over the episodes ``rows``: the x distance from step ``start`` to the end (a fall ends it) over the time left, and falls.
 
@@ -93,22 +83,23 @@ def velocity_after(result: Dict[str, np.ndarray], rows: slice, start: int, episo
             "falls": int(np.sum(result["terminated"][rows]))}
 
 
-def measure_run(run_dir: str, failure_step: int, episodes: int, policy_key: str, legs: List[str]) -> Dict[str, Any]:
+def measure_run(run_dir: str, failure_step: Optional[int], episodes: int, policy_key: str, legs: List[str]) -> Dict[str, Any]:
     """Velocity after ``failure_step`` in each condition (intact, each leg at ``failure_step``) and mode.
 
     :param run_dir: an ES run folder of a plastic quadruped policy.
-    :param failure_step: the step at which the leg fails and the traces are frozen.
+    :param failure_step: the step at which the leg fails and the traces are frozen (None: half the run's episode length).
     :param episodes: episodes per condition and mode (the same seeds everywhere).
     :param policy_key: ``"center_policy"`` or ``"policy"``.
     :param legs: the legs that fail, one condition each.
     """
     run = load_quadruped_run(run_dir, policy_key)
     policy = run["policy"]
-    if not any(name.endswith("plasticity.alpha") for name, _ in policy.named_parameters()):
+    if not is_plastic(policy):
         raise RunDirError(f"{run_dir!r} holds no plastic policy (no plasticity.alpha parameter); only a plastic policy has traces to freeze.")
     if getattr(policy, "config", {}).get("random_weights"):
         raise RunDirError(f"{run_dir!r} holds a rules-only policy, whose state carries its weights: freezing the state would freeze them too.")
     length = run["episode_length"]
+    failure_step = length // 2 if failure_step is None else failure_step
     if not 0 < failure_step < length:
         raise ValueError(f"--failure-step must be from 1 to {length - 1} (the run's episode length is {length}); got {failure_step}.")
     policies = {"plastic": policy, "frozen": FrozenTraces(policy, failure_step), "alpha0": without_plasticity(policy)}
@@ -147,8 +138,8 @@ def pooled(reports: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def format_report(reports: Dict[str, Dict[str, Any]]) -> str:
-    """A Markdown table: velocity after the failure step per condition and mode, and plastic − frozen; then pooled."""
+def format_report(reports: Dict[str, Dict[str, Any]], pooled_stats: Dict[str, Dict[str, float]]) -> str:
+    """A Markdown table: velocity after the failure step per condition and mode, and plastic − frozen; then :func:`pooled`."""
     lines = ["| run | condition | plastic m/s | frozen traces m/s | alpha = 0 m/s | plastic − frozen | falls (p, f, a0) |",
              "|---|---|---:|---:|---:|---:|---|"]
     for run_dir, report in reports.items():
@@ -158,7 +149,7 @@ def format_report(reports: Dict[str, Dict[str, Any]]) -> str:
                          f"{e['plastic']['falls']}, {e['frozen']['falls']}, {e['alpha0']['falls']} |")
     lines += ["", "plastic − frozen (m/s) pooled over the runs above:", "",
               "| | conditions | median [IQR] | range |", "|---|---:|---|---|"]
-    for key, q in pooled(reports).items():
+    for key, q in pooled_stats.items():
         label = "a leg failed at the freeze step" if key == "failure" else "intact (what freezing costs by itself)"
         lines.append(f"| {label} | {q['n']} | {q['median']:+.3f} [{q['q25']:+.3f}, {q['q75']:+.3f}] | {q['min']:+.2f} to {q['max']:+.2f} |")
     return "\n".join(lines)
@@ -180,15 +171,14 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     reports: Dict[str, Any] = {}
     for run_dir in args.run_dirs:
         try:
-            length = load_quadruped_run(run_dir, policy_key)["episode_length"]
-            step = args.failure_step if args.failure_step is not None else length // 2
-            reports[run_dir] = measure_run(run_dir, step, args.episodes, policy_key, args.legs)
+            reports[run_dir] = measure_run(run_dir, args.failure_step, args.episodes, policy_key, args.legs)
         except (RunDirError, ValueError) as err:
             parser.error(str(err))
-    table = format_report(reports)
+    pooled_stats = pooled(reports)
+    table = format_report(reports, pooled_stats)
     print(table)
     if args.output:
-        atomic_write_json(args.output, {"runs": reports, "pooled": pooled(reports), "command": "python scripts/trace_freeze.py "
+        atomic_write_json(args.output, {"runs": reports, "pooled": pooled_stats, "command": "python scripts/trace_freeze.py "
                                         + " ".join(argv if argv is not None else sys.argv[1:])})
         atomic_write_text(str(args.output).rsplit(".", 1)[0] + ".md", table + "\n")
     return reports

@@ -6,22 +6,11 @@ import json
 
 import pytest
 
-from plastic_rl.agents import es
-
-def _run(tmp_path, name, **overrides):
-    fields = dict(env_kwargs={"failed_legs": [], "include_cfrc_ext_in_observation": False}, episode_length=10,
-                  popsize=2, generations=1, hidden_sizes=(4,), stdev_init=0.05, center_eval_episodes=0, seed=2)
-    fields.update(overrides)
-    run_dir = tmp_path / name
-    es.train(es.Config(**fields), run_dir)
-    return run_dir
-
-
-def test_drift_is_measured_from_the_runs_own_initial_policy(tmp_path, load_script):
+def test_drift_is_measured_from_the_runs_own_initial_policy(tmp_path, load_script, tiny_es_run):
     script = load_script("es_alpha_scale")
-    still = _run(tmp_path, "still", center_learning_rate=0.0)  # the center never moves
+    still = tiny_es_run("still", center_learning_rate=0.0)  # the center never moves
     # EvoTorch's Gaussian searchers apply a generation's gradient at the start of the next step: 2 generations
-    moved = _run(tmp_path, "moved", center_learning_rate=0.5, alpha_scale=0.1, generations=2)
+    moved = tiny_es_run("moved", center_learning_rate=0.5, alpha_scale=0.1, generations=2)
     report = script.main([str(still), str(moved), "--episodes", "1", "--scales", "1", "0",
                           "--output", str(tmp_path / "report.json")])
     assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
@@ -33,6 +22,6 @@ def test_drift_is_measured_from_the_runs_own_initial_policy(tmp_path, load_scrip
     assert {"alpha x 1", "alpha x 0"} <= set(report[str(moved)])
 
 
-def test_a_static_run_is_refused(tmp_path, load_script):
+def test_a_static_run_is_refused(load_script, tiny_es_run):
     with pytest.raises(SystemExit):
-        load_script("es_alpha_scale").main([str(_run(tmp_path, "static", plastic=False)), "--episodes", "1"])
+        load_script("es_alpha_scale").main([str(tiny_es_run("static", plastic=False)), "--episodes", "1"])

@@ -7,22 +7,12 @@ import json
 import pytest
 import torch
 
-from plastic_rl.agents import es
 from plastic_rl.policies import MLPActorCritic
 
 
 @pytest.fixture(scope="module")
 def script(load_script):
     return load_script("trace_freeze")
-
-
-def _run(tmp_path, name, **overrides):
-    fields = dict(env_kwargs={"failed_legs": [], "include_cfrc_ext_in_observation": False}, episode_length=12,
-                  popsize=2, generations=1, hidden_sizes=(4,), stdev_init=0.05, center_eval_episodes=0, seed=3)
-    fields.update(overrides)
-    run_dir = tmp_path / name
-    es.train(es.Config(**fields), run_dir)
-    return run_dir
 
 
 def test_frozen_traces_stop_changing_at_the_freeze_step_and_not_before(script):
@@ -43,8 +33,8 @@ def test_frozen_traces_stop_changing_at_the_freeze_step_and_not_before(script):
     assert not torch.equal(hebbs[1], hebbs[2]) and not torch.equal(state_live[0].hebb, hebbs[2])
 
 
-def test_report_of_a_plastic_run(script, tmp_path):
-    run_dir = _run(tmp_path, "plastic", plastic=True)
+def test_report_of_a_plastic_run(script, tmp_path, tiny_es_run):
+    run_dir = tiny_es_run("plastic", plastic=True, episode_length=12, seed=3)
     out = tmp_path / "freeze.json"
     reports = script.main([str(run_dir), "--episodes", "2", "--failure-step", "5", "--legs", "front_left", "back_right",
                            "--output", str(out)])
@@ -61,12 +51,12 @@ def test_report_of_a_plastic_run(script, tmp_path):
     assert "front_left@5" in (tmp_path / "freeze.md").read_text()
 
 
-def test_a_policy_without_traces_or_a_bad_step_exits_2(script, tmp_path, capsys):
-    static = _run(tmp_path, "static", plastic=False)
+def test_a_policy_without_traces_or_a_bad_step_exits_2(script, tmp_path, capsys, tiny_es_run):
+    static = tiny_es_run("static", plastic=False, episode_length=12, seed=3)
     with pytest.raises(SystemExit) as exit_info:
         script.main([str(static), "--episodes", "1"])
     assert exit_info.value.code == 2 and "holds no plastic policy" in capsys.readouterr().err
-    plastic = _run(tmp_path, "plastic", plastic=True)
+    plastic = tiny_es_run("plastic", plastic=True, episode_length=12, seed=3)
     with pytest.raises(SystemExit) as exit_info:
         script.main([str(plastic), "--episodes", "1", "--failure-step", "12", "--output", str(tmp_path / "x.json")])
     assert exit_info.value.code == 2 and "--failure-step must be from 1 to 11" in capsys.readouterr().err
