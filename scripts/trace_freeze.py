@@ -97,7 +97,7 @@ def measure_run(run_dir: str, failure_step: Optional[int], episodes: int, policy
     if not is_plastic(policy):
         raise RunDirError(f"{run_dir!r} holds no plastic policy (no plasticity.alpha parameter); only a plastic policy has traces to freeze.")
     if getattr(policy, "config", {}).get("random_weights"):
-        raise RunDirError(f"{run_dir!r} holds a rules-only policy, whose state carries its weights: freezing the state would freeze them too.")
+        raise RunDirError(f"{run_dir!r} holds a rules-only policy, whose state carries its weights (freezing it would freeze them too); trace_freeze takes plastic MLP runs with learned weights.")
     length = run["episode_length"]
     failure_step = length // 2 if failure_step is None else failure_step
     if not 0 < failure_step < length:
