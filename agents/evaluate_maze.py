@@ -33,18 +33,27 @@ DEFAULT_SIZES = (9, 13)
 MAZE_SEED_BASE = 10**9
 
 
+def scale_plasticity(policy: nn.Module, scale: float) -> nn.Module:
+    """A copy of ``policy`` with every plasticity coefficient ``alpha`` multiplied by ``scale``.
+
+    :param policy: a plastic-core policy.
+    :param scale: the factor; 0 switches the traces off, the network then acts as its fixed weights.
+    """
+    scaled = copy.deepcopy(policy)
+    with torch.no_grad():
+        for module in scaled.modules():
+            plasticity = getattr(module, "plasticity", None)
+            if plasticity is not None:
+                plasticity.alpha.mul_(scale)
+    return scaled
+
+
 def without_plasticity(policy: nn.Module) -> nn.Module:
     """A copy of ``policy`` whose every plasticity coefficient ``alpha`` is 0 (the traces no longer act).
 
     :param policy: a plastic-core policy.
     """
-    ablated = copy.deepcopy(policy)
-    with torch.no_grad():
-        for module in ablated.modules():
-            plasticity = getattr(module, "plasticity", None)
-            if plasticity is not None:
-                plasticity.alpha.zero_()
-    return ablated
+    return scale_plasticity(policy, 0.0)
 
 
 def is_plastic(policy: nn.Module) -> bool:

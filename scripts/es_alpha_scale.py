@@ -16,7 +16,6 @@ search), forward velocity, and episode length.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 from typing import Any, Dict, List
@@ -27,6 +26,7 @@ import torch
 from plastic_rl.agents import es
 from plastic_rl.agents.es_policy import build_policy, env_spaces
 from plastic_rl.agents.evaluate import load_quadruped_run, run_episodes
+from plastic_rl.agents.evaluate_maze import scale_plasticity
 from plastic_rl.config import config_from_dict, load_yaml
 from plastic_rl.runs import CONFIG_FILE, atomic_write_json
 
@@ -41,16 +41,6 @@ def measure(policy: torch.nn.Module, run: Dict[str, Any], seeds: List[int], decr
         "length": float(np.mean(result["lengths"])),
         "falls": int(np.sum(result["terminated"])),
     }
-
-
-def scaled(policy: torch.nn.Module, scale: float) -> torch.nn.Module:
-    """A copy of ``policy`` with every plasticity coefficient alpha multiplied by ``scale``."""
-    out = copy.deepcopy(policy)
-    with torch.no_grad():
-        for name, tensor in out.named_parameters():
-            if name.endswith("plasticity.alpha"):
-                tensor.mul_(scale)
-    return out
 
 
 def drift(run_dir: str, policy: torch.nn.Module) -> Dict[str, Dict[str, float]]:
@@ -105,7 +95,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         entry: Dict[str, Any] = {"generation": run["generation"], "mean_abs_alpha": float(torch.cat([a.detach().abs().flatten() for a in alphas]).mean()),
                                  "drift_from_start": drift(run_dir, run["policy"])}
         for scale in args.scales:
-            entry[f"alpha x {scale:g}"] = measure(scaled(run["policy"], scale), run, seeds, args.decrease_rewards_by)
+            entry[f"alpha x {scale:g}"] = measure(scale_plasticity(run["policy"], scale), run, seeds, args.decrease_rewards_by)
         report[run_dir] = entry
         print(run_dir, json.dumps(entry), flush=True)
     if args.output:
