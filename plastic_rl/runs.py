@@ -389,7 +389,7 @@ class Run:
                 record = record or _new_run_record(trainer, owned)
                 record.setdefault("resumes", []).append(
                     {"at_" + step_name: int(checkpoint["step"]), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                     "changed": {k: [old, new] for k, (old, new) in changed.items()}}
+                     "changed": {k: [old, new] for k, (old, new) in changed.items()}, "platform": platform_record()}
                 )
         elif path.exists() and any(path.iterdir()):
             raise RunDirError(
@@ -486,9 +486,40 @@ def _all_finite(value: Any) -> bool:
     return True
 
 
+def platform_record() -> Dict[str, Any]:
+    """Where a run (or a resumed piece of it) was computed: the same seed can give another trajectory on another
+    CPU (e.g. MuJoCo and torch kernels with and without AVX-512 differ in the last bits, and chaotic rollouts
+    amplify that), so results are only comparable step for step within one platform."""
+    import importlib.metadata
+    import platform
+
+    versions = {}
+    for package in ("torch", "numpy", "gymnasium", "mujoco", "stable-baselines3", "evotorch"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpu": _cpu_model(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "packages": versions}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
 def _new_run_record(trainer: str, files: Sequence[str]) -> Dict[str, Any]:
     return {"format": RUN_FORMAT, "trainer": trainer, "plastic_rl_version": _version(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": sorted(files), "resumes": []}
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "platform": platform_record(), "files": sorted(files),
+            "resumes": []}
 
 
 def _read_run_record(path: Path) -> Optional[Dict[str, Any]]:

@@ -82,6 +82,9 @@ def test_a2c_resume_refuses_a_different_experiment_and_records_allowed_changes(t
     record = json.loads((run_dir / RUN_FILE).read_text())
     assert record["resumes"][-1]["at_iteration"] == 2
     assert record["resumes"][-1]["changed"] == {"iterations": [2, 4], "learning_rate": [1e-4, 5e-5]}
+    # Where each piece was computed: the same seed is only reproducible step for step on one platform.
+    assert record["platform"]["packages"]["torch"] == torch.__version__
+    assert record["resumes"][-1]["platform"]["cpu"] and record["resumes"][-1]["platform"]["machine"]
     assert load_yaml(run_dir / "config.yaml")["learning_rate"] == 5e-5
     checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
     assert checkpoint["optimizer"]["param_groups"][0]["lr"] == 5e-5
