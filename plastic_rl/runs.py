@@ -26,10 +26,12 @@ whose ``run.json`` says plastic-rl made it.
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
 import math
 import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -490,9 +492,6 @@ def platform_record() -> Dict[str, Any]:
     """Where a run (or a resumed piece of it) was computed: the same seed can give another trajectory on another
     CPU (e.g. MuJoCo and torch kernels with and without AVX-512 differ in the last bits, and chaotic rollouts
     amplify that), so results are only comparable step for step within one platform."""
-    import importlib.metadata
-    import platform
-
     versions = {}
     for package in ("torch", "numpy", "gymnasium", "mujoco", "stable-baselines3", "evotorch"):
         try:
@@ -511,8 +510,6 @@ def _cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
-
     return platform.processor() or "unknown"
 
 
