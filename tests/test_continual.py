@@ -329,3 +329,30 @@ def test_ppo_normalization_stops_updating_after_normalize_update_steps(tmp_path)
     plain = {k: v for k, v in ppo.items() if k != "normalize_obs"}
     with pytest.raises(ConfigError, match="needs normalize_obs: true or normalize_reward: true"):
         PPOLearner(Config(sequence=str(path), method="ppo", **{**TINY, "method_config": plain}), sequence, "none")
+
+
+CONTINUAL_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("continual_*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONTINUAL_CONFIGS, ids=lambda p: p.name)
+def test_committed_continual_configs_build_their_learner(path):
+    """Every configs/continual_*.yaml that README's commands name is accepted by its method, as a binary metaplastic run."""
+    from plastic_rl.agents.continual_methods import A2CLearner, PPOLearner
+    from plastic_rl.config import load_yaml
+    from plastic_rl.envs.sequences import get_sequence
+
+    method, sequence = ("ppo", "ant-legs") if path.stem.startswith("continual_ant_ppo") else ("a2c", "maze-layouts")
+    assert path.stem.startswith(("continual_ant_ppo", "continual_maze_a2c")), f"{path.name}: which method is it for?"
+    config = Config(sequence=sequence, method=method, optimizer="metaplastic", meta=3.0, binary=True,
+                    env_kwargs={"include_cfrc_ext_in_observation": False} if method == "ppo" else {},
+                    **{**TINY, "method_config": load_yaml(str(path))})
+    learner = (PPOLearner if method == "ppo" else A2CLearner)(config, get_sequence(sequence), "none")
+    try:
+        hidden = load_yaml(str(path)).get("policy_kwargs", {}).get("hidden_sizes")
+        if hidden:  # the policy is the one the file describes
+            widths = [p.shape[0] for n, p in learner.policy.named_parameters() if n.startswith("core.layers.") and n.endswith(".weight")
+                      and "plasticity" not in n]
+            assert widths[:len(hidden)] == hidden
+    finally:
+        if hasattr(learner, "finish"):
+            learner.finish()
