@@ -341,18 +341,18 @@ def test_committed_continual_configs_build_their_learner(path):
     from plastic_rl.config import load_yaml
     from plastic_rl.envs.sequences import get_sequence
 
-    method, sequence = ("ppo", "ant-legs") if path.stem.startswith("continual_ant_ppo") else ("a2c", "maze-layouts")
     assert path.stem.startswith(("continual_ant_ppo", "continual_maze_a2c")), f"{path.name}: which method is it for?"
+    method, sequence = ("ppo", "ant-legs") if path.stem.startswith("continual_ant_ppo") else ("a2c", "maze-layouts")
+    method_config = load_yaml(str(path))
     config = Config(sequence=sequence, method=method, optimizer="metaplastic", meta=3.0, binary=True,
                     env_kwargs={"include_cfrc_ext_in_observation": False} if method == "ppo" else {},
-                    **{**TINY, "method_config": load_yaml(str(path))})
+                    **{**TINY, "method_config": method_config})
     learner = (PPOLearner if method == "ppo" else A2CLearner)(config, get_sequence(sequence), "none")
     try:
-        hidden = load_yaml(str(path)).get("policy_kwargs", {}).get("hidden_sizes")
+        hidden = method_config.get("policy_kwargs", {}).get("hidden_sizes")
         if hidden:  # the policy is the one the file describes
             widths = [p.shape[0] for n, p in learner.policy.named_parameters() if n.startswith("core.layers.") and n.endswith(".weight")
                       and "plasticity" not in n]
             assert widths[:len(hidden)] == hidden
     finally:
-        if hasattr(learner, "finish"):
-            learner.finish()
+        learner.finish()
