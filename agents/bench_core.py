@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from plastic_rl.cells import PlasticRNNCell
-from plastic_rl.runs import atomic_write_json
+from plastic_rl.runs import atomic_write_json, platform_record
 from plastic_rl.spiking import PlasticSpikingCell
 
 VARIANTS: Dict[str, Callable[[int, int], nn.Module]] = {
@@ -89,6 +89,7 @@ def main(quick: bool = False, output: Optional[str] = None, threads: int = 1, de
     ratio = by_name["spiking, plastic (simple)"]["forward_backward_s"] / by_name["rate RNN, plastic (simple)"]["forward_backward_s"]
     print(f"\nspiking / rate (plastic, fwd+bwd): {ratio:.2f}x")
     result = {
+        "platform": platform_record(),  # CPU model and package versions: timings compare only within one platform
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
                     "threads": threads, "device": device},
         "sizes": {"batch": batch, "hidden": hidden, "steps": steps, "inputs": inputs, "repeats": repeats},

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from plastic_rl.agents import es
+from plastic_rl.runs import platform_record
 
 
 def _timed_generations(searcher, problem, generations: int) -> Dict[str, float]:
@@ -135,7 +136,7 @@ def main(quick: bool = False, output: Optional[str] = None, popsize: Optional[in
     length = default_length if episode_length is None else int(episode_length)
     setup = {"popsize": popsize, "episode_length": length, "timed_generations": gens, "algorithm": "pgpe",
              "policy": "MLP 64-64 tanh", "env": "plastic_rl/AntLegFailure-v0 (random leg failures)",
-             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "quick": quick}
+             "platform": platform_record(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "quick": quick}
     results: Dict[str, Any] = {"setup": setup}
     print(f"ES benchmark: PGPE popsize {popsize}, {length}-step episodes, {gens} timed generation(s) after a warm-up")
     results["raw"] = bench_raw_step(2000 if quick else 20000)

@@ -25,7 +25,7 @@ from plastic_rl.agents.a2c import Config, a2c_update, build_policy_for, make_opt
 from plastic_rl.envs.maze import MazeVectorEnv
 from plastic_rl.envs.maze_bench import bench_maze_env, format_bench_table
 from plastic_rl.policies import count_parameters
-from plastic_rl.runs import atomic_write_json
+from plastic_rl.runs import atomic_write_json, platform_record
 
 A2C_VARIANTS = {
     "plastic simple": dict(modulation="simple"),
@@ -83,6 +83,7 @@ def main(quick: bool = False, output: Optional[str] = None, threads: int = 1, de
         print(f"{name:24s} {params:>7} {timing['median_s']:>16.3f} {timing['mean_s']:>14.3f} {row['episodes_per_s']:>11.1f}")
 
     result = {
+        "platform": platform_record(),  # CPU model and package versions: timings compare only within one platform
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
                     "threads": threads, "device": device},
         "env": env_results,

@@ -29,6 +29,8 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
+from plastic_rl.runs import platform_record
+
 SETTINGS = dict(n_steps=128, batch_size=128, n_epochs=10)  # sb3-contrib RecurrentPPO's defaults
 HIDDEN = 64
 
@@ -143,7 +145,7 @@ def main(quick: bool = False, output: Optional[str] = None) -> Dict[str, Any]:
     torch.set_num_threads(1)
     env_id, steps, rounds = "Ant-v5", 256 if quick else 512, 1 if quick else 4
     setup = {"env": env_id, "n_envs": 1, **SETTINGS, "hidden": HIDDEN, "timed_steps_per_round": steps, "rounds": rounds, "torch_threads": 1,
-             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average_at_start": os.getloadavg(), "quick": quick}
+             "platform": platform_record(), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average_at_start": os.getloadavg(), "quick": quick}
     print(f"PPO benchmark on {env_id}: n_steps {SETTINGS['n_steps']}, batch {SETTINGS['batch_size']}, "
           f"{SETTINGS['n_epochs']} epochs, {rounds} interleaved rounds of {steps} timed steps per model "
           f"(load average {os.getloadavg()[0]:.1f})")
