@@ -43,7 +43,10 @@ def scale_plasticity(policy: nn.Module, scale: float) -> nn.Module:
     with torch.no_grad():
         for module in scaled.modules():
             plasticity = getattr(module, "plasticity", None)
-            if plasticity is not None:
+            if plasticity is not None and plasticity.binary_plasticity:
+                # alpha = alpha_scale * sign(parameter): scaling the parameter would keep its sign (and 0 reads as +1)
+                plasticity.alpha_scale *= scale
+            elif plasticity is not None:
                 plasticity.alpha.mul_(scale)
     return scaled
 

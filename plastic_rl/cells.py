@@ -144,7 +144,7 @@ class PlasticRNNCell(_StatefulModule):
     :param binary: binarize ``weight_ih`` and ``weight_hh`` (see the module docstring); the bias stays real.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
-        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``binary_plasticity``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
@@ -209,7 +209,7 @@ class PlasticLSTMCell(_StatefulModule):
     :param binary: binarize ``weight_ih`` and ``weight_hh`` (see the module docstring); the biases stay real.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
-        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``binary_plasticity``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
@@ -284,7 +284,7 @@ class PlasticLinear(_StatefulModule):
         a binary layer can only get from a small scale.
     :param plasticity: the plasticity hyper-parameters (:class:`~plastic_rl.plasticity.PlasticityConfig`).
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
-        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``binary_plasticity``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(

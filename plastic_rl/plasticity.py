@@ -56,6 +56,12 @@ class PlasticityConfig:
     #: scale, and the plastic walk search drifted alpha up 14x (results/es_walk/alpha_scale.json).
     #: 1.0 (the default) stores alpha itself.
     alpha_scale: float = 1.0
+    #: binarize the plasticity coefficients as BinaryLinear binarizes weights: alpha = alpha_scale * sign(parameter)
+    #: and the neuromodulator's weights sign(w) / sqrt(fan_in), each with a straight-through gradient to its real
+    #: hidden value (the modulator's bias, η and the ABCD coefficients stay real). Under MetaplasticAdam a hidden
+    #: value can then grow without changing what the network computes; real-valued alpha and modulator weights
+    #: ratchet outwards there and the policy collapses (README, "Continual RL over task sequences").
+    binary_plasticity: bool = False
     eta_init: float = 0.01  #: initial value of the learned η (plasticity rate or eligibility decay)
     bcm_tau: float = 0.1  #: rate of the BCM threshold's running mean (not learned)
 
@@ -72,8 +78,9 @@ class PlasticityConfig:
             raise ValueError(f"alpha_scale must be a positive number; got {self.alpha_scale!r}.")
         if not 0 < self.bcm_tau <= 1:
             raise ValueError(f"bcm_tau must be in (0, 1]; got {self.bcm_tau!r}.")
-        if not isinstance(self.modulator_fanout, bool):
-            raise ValueError(f"modulator_fanout must be True or False; got {self.modulator_fanout!r}.")
+        for name in ("modulator_fanout", "binary_plasticity"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}.")
 
     def as_dict(self) -> Dict[str, Any]:
         """The fields as a plain dict (e.g. to store in a policy's ``config``)."""
@@ -314,6 +321,7 @@ class Plasticity(nn.Module):
         modulator_fanout = config.modulator_fanout
 
         self.alpha_scale = float(config.alpha_scale)
+        self.binary_plasticity = bool(config.binary_plasticity)
         # The parameter is alpha / alpha_scale; contribution() multiplies it back (see PlasticityConfig.alpha_scale).
         self.alpha = nn.Parameter((alpha_init / self.alpha_scale) * torch.rand(out_features, in_features))
         if modulation in ("none", "retroactive"):
@@ -358,12 +366,27 @@ class Plasticity(nn.Module):
         return _fused(_PlasticMatVec, self.effective_alpha(), traces.hebb, pre)
 
     def effective_alpha(self) -> Tensor:
-        """alpha as the forward uses it: the parameter times ``alpha_scale`` (the parameter itself at 1)."""
+        """alpha as the forward uses it: the parameter times ``alpha_scale`` (the parameter itself at 1);
+        with ``binary_plasticity``, ``alpha_scale * sign(parameter)``."""
+        if self.binary_plasticity:
+            from plastic_rl.binary import binarize  # binary.py imports this module
+
+            return binarize(self.alpha) * self.alpha_scale
         return self.alpha if self.alpha_scale == 1.0 else self.alpha * self.alpha_scale
+
+    def modulator_weight(self) -> Tensor:
+        """The neuromodulator's weight as the forward uses it: the parameter, or ``sign(w) / sqrt(fan_in)``
+        with ``binary_plasticity``."""
+        weight = self.modulator.weight
+        if self.binary_plasticity:
+            from plastic_rl.binary import binarize  # binary.py imports this module
+
+            return binarize(weight) / math.sqrt(weight.shape[-1])
+        return weight
 
     def neuromodulator(self, signal: Tensor) -> Tensor:
         """``M = tanh(w_M · signal + b_M)``, shape ``(batch, out)`` (fanned out) or ``(batch, 1)``."""
-        m = torch.tanh(linear(signal, self.modulator.weight, self.modulator.bias))
+        m = torch.tanh(linear(signal, self.modulator_weight(), self.modulator.bias))
         if hasattr(self, "modulator_fanout"):
             m = m * self.modulator_fanout
         return m

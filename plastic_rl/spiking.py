@@ -133,7 +133,7 @@ class PlasticSpikingCell(_StatefulModule):
     :param trace_rate: rate λ in (0, 1] of the low-pass filter of the spike trains the rule reads.
     :param detach_reset: if True (default), no gradient flows through the reset.
     :param fields: :class:`~plastic_rl.plasticity.PlasticityConfig` fields overriding ``plasticity``
-        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``eta_init``, ``bcm_tau``).
+        (``modulation``, ``rule``, ``clip``, ``modulator_fanout``, ``alpha_init``, ``alpha_scale``, ``binary_plasticity``, ``eta_init``, ``bcm_tau``).
     """
 
     def __init__(
