@@ -69,6 +69,8 @@ class Config:
     match_parameters: bool = True  #: non-plastic only: widen it to the plastic network's parameter count
     random_weights: bool = False  #: rules-only: the cell's weights drawn at random every episode, only plasticity and heads learned (needs plastic, cell rnn)
     binary: bool = False  #: binarized cell: input/recurrent weights sign(W)/sqrt(fan_in) over real hidden weights (straight-through), plasticity and heads real (cell rnn or lstm)
+    binary_plasticity: bool = False  #: binarized plasticity: alpha = ±alpha_scale, neuromodulator weights ±1/sqrt(fan_in), straight-through (PlasticityConfig.binary_plasticity)
+    alpha_scale: float = 1.0  #: alpha = alpha_scale x its parameter (with binary_plasticity: x its sign); PlasticityConfig.alpha_scale
 
     # --- A2C (Backpropamine's defaults)
     iterations: int = 1000  #: training iterations; each plays `batch_size` episodes (on resume: the new total)
@@ -104,7 +106,7 @@ class Config:
         for name in ("value_coef", "probs_penalty", "wall_penalty"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)!r}.")
-        for name in ("learning_rate", "adam_eps", "max_grad_norm", "clip"):
+        for name in ("learning_rate", "adam_eps", "max_grad_norm", "clip", "alpha_scale"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0; got {getattr(self, name)!r}.")
         if self.random_weights and (not self.plastic or self.cell != "rnn"):
@@ -133,7 +135,7 @@ def build_policy_for(config: Config) -> RecurrentActorCritic:
     plastic = RecurrentActorCritic(
         OBS_SIZE, 4, "discrete", hidden_size=config.hidden_size, cell=config.cell,
         modulation=config.modulation, rule=config.rule, clip=config.clip, random_weights=config.random_weights,
-        binary=config.binary,
+        binary=config.binary, binary_plasticity=config.binary_plasticity, alpha_scale=config.alpha_scale,
     )
     if config.plastic:
         policy = plastic

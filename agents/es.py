@@ -104,6 +104,9 @@ class Config:
     # Binarized hidden layers: the forward uses sign(W) / sqrt(fan_in) of the searched real weights (the plastic
     # term alpha ⊙ Hebb stays real); the action layer / heads stay real. Not with random_weights.
     binary: bool = False
+    # Binarized plasticity: alpha = ±alpha_scale and the neuromodulator's weights ±1/sqrt(fan_in), the signs of the
+    # searched real values (PlasticityConfig.binary_plasticity).
+    binary_plasticity: bool = False
 
     # --- search
     algorithm: str = "pgpe"  # pgpe (with ClipUp), cmaes (separable for large nets), snes, cem, openai-es

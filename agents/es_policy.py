@@ -71,7 +71,8 @@ def build_policy(config: "Config", obs_size: int, action_size: int) -> nn.Module
     """
     # No value head and no log std: ES uses the deterministic action, so searching either would be wasted.
     common = dict(modulation=config.modulation, rule=config.rule, alpha_scale=config.alpha_scale, plastic=config.plastic, value_head=False,
-                  log_std_init=None, random_weights=config.random_weights, binary=config.binary)
+                  log_std_init=None, random_weights=config.random_weights, binary=config.binary,
+                  binary_plasticity=config.binary_plasticity)
     if config.policy == "mlp":
         return MLPActorCritic(
             obs_size, action_size, "continuous", hidden_sizes=tuple(config.hidden_sizes), width=config.width,

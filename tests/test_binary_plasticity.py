@@ -104,3 +104,48 @@ def test_without_plasticity_switches_binary_alpha_off():
 def test_binary_plasticity_must_be_a_bool():
     with pytest.raises(ValueError, match="binary_plasticity must be True or False; got 'yes'"):
         PlasticLinear(3, 4, binary_plasticity="yes")
+
+
+def test_a2c_and_es_configs_build_binary_plasticity():
+    from plastic_rl.agents import a2c, es
+    from plastic_rl.agents.es_policy import build_policy
+
+    policy = a2c.build_policy_for(a2c.Config(hidden_size=6, binary_plasticity=True, alpha_scale=0.1))
+    assert policy.cell.plasticity.binary_plasticity and policy.cell.plasticity.alpha_scale == 0.1
+    es_policy = build_policy(es.Config(hidden_sizes=[6], binary_plasticity=True), 4, 2)
+    assert all(layer.plasticity.binary_plasticity for layer in es_policy.layers)
+
+
+def test_a2c_config_refuses_a_non_positive_alpha_scale():
+    from plastic_rl.agents import a2c
+    from plastic_rl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="alpha_scale must be > 0"):
+        a2c.Config(alpha_scale=0.0)
+
+
+def test_population_forward_binarizes_each_members_plasticity():
+    """ES passes one alpha and one modulator weight per batch row; each row is binarized on its own."""
+    torch.manual_seed(4)
+
+    def make():
+        policy = MLPActorCritic(4, 2, hidden_sizes=(5,), binary_plasticity=True, alpha_scale=0.5, value_head=False)
+        with torch.no_grad():
+            for name, p in policy.named_parameters():
+                if "alpha" in name or "modulator.weight" in name:
+                    p.normal_()
+        return policy
+
+    policy, members = make(), [make() for _ in range(3)]
+    stacked = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in members])
+               for name, _ in policy.named_parameters()}
+    obs = [torch.randn(3, 4) for _ in range(3)]
+    with torch.no_grad():
+        state, singles = None, [None] * 3
+        for x in obs:
+            batched, state = torch.func.functional_call(policy, stacked, (x, state))
+            outs = []
+            for i, m in enumerate(members):
+                out, singles[i] = m(x[i:i + 1], singles[i])
+                outs.append(out.action_params)
+        torch.testing.assert_close(batched.action_params, torch.cat(outs))
