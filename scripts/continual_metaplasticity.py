@@ -23,6 +23,8 @@ Variants (``--variants``):
 (e.g. ``'{core.layers.2.weight: 30}'``: the real-valued action layer, whose weights stay
 near 0.03); its runs need ``--tag``. ``--tag NAME`` is added to every run's name (``plastic-binary-meta-m3-NAME``):
 use it for any change the name does not show, such as another ``--method-config``.
+``--method-override`` changes some fields of ``--method-config`` without a new file
+(``'{policy_kwargs: {binary_plasticity: true, alpha_scale: 0.05}}'``); its runs need ``--tag`` too.
 
 ``--env-kwargs`` adds keyword arguments to every task's env (e.g. ``'{include_cfrc_ext_in_observation:
 false}'`` for the quadruped), and ``--no-reference`` skips the from-scratch runs (no forward transfer,
@@ -53,6 +55,18 @@ from plastic_rl.runs import CONFIG_FILE, SUMMARY_FILE, atomic_write_json, atomic
 
 VARIANTS = ("binary-adam", "binary-meta", "fp-adam", "fp-ewc", "fp-l2")
 LOCK_NAME = ".continual_metaplasticity.lock"  # advisory lock of the csv/json merge (see main)
+
+
+def merged(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, Any]:
+    """``base`` with ``override``'s entries put over it; where both hold a mapping, merged key by key.
+
+    :param base: e.g. the ``--method-config`` file's fields.
+    :param override: e.g. ``{"policy_kwargs": {"binary_plasticity": True}}``, which keeps the file's other policy_kwargs.
+    """
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 def variant_settings(variant: str, meta: float, ewc_strength: float, l2_strength: float = 1.0) -> Dict[str, Any]:
@@ -139,6 +153,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--method-config", default=None, help="a YAML file of method_config fields (e.g. hidden_size)")
+    parser.add_argument("--method-override", default=None,
+                        help="a YAML/JSON mapping merged over --method-config, nested mappings key by key, e.g. "
+                             "'{policy_kwargs: {binary_plasticity: true}}'; needs --tag")
     parser.add_argument("--out", default="results/continual")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: tabulate the runs already finished under OUT/runs (and list the unfinished)")
@@ -161,6 +178,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         env_kwargs = yaml_mapping(args.env_kwargs)
         if env_kwargs is None:
             parser.error(f"--env-kwargs must be a mapping such as '{{include_cfrc_ext_in_observation: false}}'; got {args.env_kwargs!r}.")
+    override: Dict[str, Any] = {}
+    if args.method_override:
+        override = yaml_mapping(args.method_override)
+        if override is None:
+            parser.error(f"--method-override must be a mapping such as '{{policy_kwargs: {{binary_plasticity: true}}}}'; "
+                         f"got {args.method_override!r}.")
+        if not args.tag:
+            parser.error("--method-override needs --tag, a name that keeps its runs apart from the runs without it.")
     method_config: Dict[str, Any] = {}
     if args.method_config:
         from plastic_rl.config import load_yaml
@@ -168,6 +193,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         method_config = load_yaml(args.method_config)
     elif args.method == "a2c":
         method_config = {"adam_eps": 1e-4}  # the demo's setting that keeps lr 1e-3 stable (agents/presets.py)
+    method_config = merged(method_config, override)
     out = Path(args.out)
     rows = []
     # Seeds outermost: every variant of seed 0 finishes before seed 1 starts, so a partial run compares variants.

@@ -82,3 +82,25 @@ def test_meta_groups_runs_carry_their_tag_and_groups(script, tmp_path, capsys):
     config = yaml.safe_load((out / "runs" / "plastic-binary-meta-m2-out30-seed0" / "config.yaml").read_text())
     assert (config["optimizer"], config["meta"], config["meta_groups"]) == ("metaplastic", 2.0, {"action_head.weight": 30})
     assert "| plastic-binary-meta-m2-out30 |" in capsys.readouterr().out
+
+
+def test_method_override_merges_over_the_method_config(script, tmp_path, capsys):
+    assert script.merged({"n_steps": 8, "policy_kwargs": {"hidden_sizes": [4], "rule": "hebbian"}},
+                         {"policy_kwargs": {"rule": "oja"}, "n_epochs": 2}) == \
+        {"n_steps": 8, "policy_kwargs": {"hidden_sizes": [4], "rule": "oja"}, "n_epochs": 2}
+    (tmp_path / "mazes.yaml").write_text(TWO_MAZES)
+    (tmp_path / "a2c.yaml").write_text("hidden_size: 8\nbatch_size: 4\n")
+    out = tmp_path / "out"
+    args = ["--sequence", str(tmp_path / "mazes.yaml"), "--method", "a2c", "--variants", "binary-adam", "--seeds", "0",
+            "--steps-per-task", "80", "--eval-episodes", "2", "--no-reference", "--method-config", str(tmp_path / "a2c.yaml"),
+            "--method-override", "{binary_plasticity: true, alpha_scale: 0.05}", "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(args)  # no --tag: its runs would take the runs' folders without the override
+    assert exit_info.value.code == 2 and "--method-override needs --tag" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        script.main([*args[:-3], "[1]", "--tag", "bp", "--out", str(out)])
+    assert exit_info.value.code == 2 and "--method-override must be a mapping" in capsys.readouterr().err
+    assert not out.exists()
+    assert script.main([*args, "--tag", "bp"]) == 0
+    config = yaml.safe_load((out / "runs" / "plastic-binary-adam-bp-seed0" / "config.yaml").read_text())
+    assert config["method_config"] == {"hidden_size": 8, "batch_size": 4, "binary_plasticity": True, "alpha_scale": 0.05}
