@@ -262,6 +262,13 @@ class _RetroactiveUpdate(torch.autograd.Function):
         return grad_u, grad_e, grad_m, grad_eta, eta_rows * v, eta_rows * w, None
 
 
+def _binarize(tensor: Tensor) -> Tensor:
+    """:func:`plastic_rl.binary.binarize` (sign, straight-through gradient), imported at call time: binary.py imports this module."""
+    from plastic_rl.binary import binarize
+
+    return binarize(tensor)
+
+
 class Traces(NamedTuple):
     """The per-episode plastic state of one plastic weight matrix.
 
@@ -369,9 +376,7 @@ class Plasticity(nn.Module):
         """alpha as the forward uses it: the parameter times ``alpha_scale`` (the parameter itself at 1);
         with ``binary_plasticity``, ``alpha_scale * sign(parameter)``."""
         if self.binary_plasticity:
-            from plastic_rl.binary import binarize  # binary.py imports this module
-
-            return binarize(self.alpha) * self.alpha_scale
+            return _binarize(self.alpha) * self.alpha_scale
         return self.alpha if self.alpha_scale == 1.0 else self.alpha * self.alpha_scale
 
     def modulator_weight(self) -> Tensor:
@@ -379,9 +384,7 @@ class Plasticity(nn.Module):
         with ``binary_plasticity``."""
         weight = self.modulator.weight
         if self.binary_plasticity:
-            from plastic_rl.binary import binarize  # binary.py imports this module
-
-            return binarize(weight) / math.sqrt(weight.shape[-1])
+            return _binarize(weight) / math.sqrt(weight.shape[-1])
         return weight
 
     def neuromodulator(self, signal: Tensor) -> Tensor:
