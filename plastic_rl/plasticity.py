@@ -61,6 +61,9 @@ class PlasticityConfig:
     #: hidden value (the modulator's bias, η and the ABCD coefficients stay real). Under MetaplasticAdam a hidden
     #: value can then grow without changing what the network computes; real-valued alpha and modulator weights
     #: ratchet outwards there and the policy collapses (README, "Continual RL over task sequences").
+    #: Every alpha then starts at +alpha_scale, and its hidden value at (alpha_init / alpha_scale) * U[0, 1], as
+    #: without binarization: a smaller alpha_scale starts the hidden values larger (U[0, 1] at 0.01), which the
+    #: forward does not see but an optimizer does (a sign takes longer to flip; MetaplasticAdam consolidates it).
     binary_plasticity: bool = False
     eta_init: float = 0.01  #: initial value of the learned η (plasticity rate or eligibility decay)
     bcm_tau: float = 0.1  #: rate of the BCM threshold's running mean (not learned)
