@@ -4,9 +4,10 @@ MetaplasticAdam damps a step that would shrink |W| by f_meta = 1 − tanh²(m·|
 only the weights that have grown. This reads a continual run's checkpoint (``plastic-rl continual``,
 any method whose learner saves its ``policy`` state dict) and prints, for every tensor of
 dimension > 1 (the ones MetaplasticAdam treats; 1-D tensors get plain Adam), its mean |W|, the share
-of entries with |W| > 0.5, the share of positive entries (for a binarized tensor, whose forward sees only
-the sign: how many signs point one way, e.g. binary alphas that all start positive), and the median f_meta at the given m — for several runs side by side,
-e.g. the same seed trained with m = 0 and m = 3::
+of entries with |W| > 0.5, the share of positive entries (for a binarized tensor, whose forward sees
+only the sign: how many signs point one way, e.g. binary alphas that all start positive), and the
+median f_meta at the given m — for several runs side by side, e.g. the same seed trained with m = 0
+and m = 3::
 
     python scripts/metaplastic_weights.py results/continual_ant_legs/runs/plastic-binary-adam-seed2 \\
         results/continual_ant_legs/runs/plastic-binary-meta-m3-seed2 --meta 3
@@ -32,7 +33,8 @@ DEFAULT_META = 3.0  # the m used for runs trained with m = 0, so their weights r
 
 def weight_statistics(state_dict: Dict[str, torch.Tensor], meta: float,
                       meta_groups: Optional[Dict[str, float]] = None) -> Dict[str, Dict[str, float]]:
-    """Per tensor of dimension > 1: ``meta`` (its m), ``mean_abs``, ``share_above_half`` (|W| > 0.5), ``share_positive`` (W > 0) and ``median_f_meta``.
+    """Per tensor of dimension > 1: ``meta`` (its m), ``mean_abs``, ``share_above_half`` (|W| > 0.5),
+    ``share_positive`` (W > 0) and ``median_f_meta``.
 
     :param state_dict: a policy's state dict.
     :param meta: the metaplasticity strength m of f_meta = 1 − tanh²(m·|W|).

@@ -30,9 +30,9 @@ def test_statistics_by_hand(script):
     assert stats["w"]["mean_abs"] == pytest.approx(1.25 / 3)
     assert stats["w"]["share_above_half"] == pytest.approx(1 / 3)
     assert stats["w"]["share_positive"] == pytest.approx(1 / 3)  # 0 counts as not positive
+    assert stats["w"]["median_f_meta"] == pytest.approx(1 - math.tanh(0.5) ** 2)  # the middle |W| is 0.25
     signs = script.weight_statistics({"alpha": torch.tensor([[0.1, 0.2, -0.7]])}, meta=2.0)["alpha"]
     assert (signs["share_positive"], signs["share_above_half"]) == pytest.approx((2 / 3, 1 / 3))
-    assert stats["w"]["median_f_meta"] == pytest.approx(1 - math.tanh(0.5) ** 2)  # the middle |W| is 0.25
 
 
 def test_cli_reads_the_runs_own_meta_and_rejects_other_folders(script, tmp_path, capsys):
