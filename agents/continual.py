@@ -21,7 +21,9 @@ Read top to bottom: :class:`Config` says what can be set; :func:`train` runs
 The run folder is the same as every trainer's (``config.yaml``, ``run.json``,
 ``metrics.csv`` with one row per training iteration, TensorBoard under ``tb/``,
 ``checkpoint.pt``, ``summary.json``) plus ``matrix.csv`` and ``matrix.png`` (the heat
-map), rewritten after each stage. A killed run continues with ``--resume`` from its
+map), rewritten after each stage, and with ``keep_stages`` one ``stage-J.pt`` per stage (the
+learner as it was right after stage ``J``, for analysis such as
+``scripts/forgetting_attribution.py``). A killed run continues with ``--resume`` from its
 last checkpoint, playing exactly the episodes the unbroken run would have played.
 The summary holds average performance, forgetting and forward transfer as
 Continual World defines them (:mod:`plastic_rl.agents.continual_metrics`).
@@ -52,10 +54,16 @@ OPTIMIZERS = ("adam", "metaplastic")
 MATRIX_CSV = "matrix.csv"
 MATRIX_PNG = "matrix.png"
 #: Config fields a resumed run may change; every other field must match the run's.
-RESUMABLE_FIELDS = ("device", "num_threads", "checkpoint_every", "tensorboard", "progress")
+RESUMABLE_FIELDS = ("device", "num_threads", "checkpoint_every", "tensorboard", "progress", "keep_stages")
 METRIC_FIELDS = ("iteration", "phase", "task", "task_iteration", "env_steps", "train_return", "loss", "penalty",
                  "grad_norm", "wall_time")
 CHECKPOINT_FORMAT = "plastic-rl/continual-checkpoint-v1"
+STAGE_FORMAT = "plastic-rl/continual-stage-v1"
+
+
+def stage_file(stage: int) -> str:
+    """The name of the learner snapshot kept after sequence stage ``stage`` (``keep_stages``)."""
+    return f"stage-{stage}.pt"
 
 
 @dataclass
@@ -91,6 +99,7 @@ class Config:
     checkpoint_every: int = 20  #: iterations between checkpoints (and always at the end of every stage)
     tensorboard: bool = True  #: also write TensorBoard events under RUN_DIR/tb
     progress: bool = True  #: show a progress bar on stderr
+    keep_stages: bool = False  #: also keep the learner as it was right after each stage, as stage-J.pt (e.g. 0.3 MB each for the ant PPO policy)
 
     def __post_init__(self) -> None:
         choices = {"method": METHODS, "optimizer": OPTIMIZERS, "regularizer": REGULARIZERS}
@@ -101,6 +110,9 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
+        for name in ("reference", "plastic", "binary", "tensorboard", "progress", "keep_stages"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}.")
         for name in ("meta", "regularizer_strength"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -161,9 +173,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
         raise ConfigError(str(err)) from None
     torch.set_num_threads(config.num_threads)
     learner = _new_learner(config, sequence, config.regularizer)  # checks the method's config before any file is written
-    run = Run.open(run_dir, "continual", config, resume=resume, resumable=RESUMABLE_FIELDS,
-                   files=(MATRIX_CSV, MATRIX_PNG), step_name="iteration")
     n = len(sequence.tasks)
+    run = Run.open(run_dir, "continual", config, resume=resume, resumable=RESUMABLE_FIELDS,
+                   files=(MATRIX_CSV, MATRIX_PNG, *(stage_file(j) for j in range(n))), step_name="iteration")
     names = [t.name for t in sequence.tasks]
     # Task 0's from-scratch reference would repeat stage 0 exactly (same weights, episodes, optimizer): not run again.
     phases = [("sequence", j) for j in range(n)] + ([("reference", j) for j in range(1, n)] if config.reference else [])
@@ -230,6 +242,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
                     save(step)
             if kind == "sequence":
                 progress["matrix"].append([learner.evaluate(k, config.eval_episodes, _eval_seed(config, k)) for k in range(n)])
+                if config.keep_stages:  # before end_task: the learner exactly as it was evaluated in this row
+                    snapshot = {"format": STAGE_FORMAT, "stage": j, "task": names[j], "learner": learner.state_dict()}
+                    run.write_file(stage_file(j), lambda f: torch.save(snapshot, f))
                 if j < n - 1:
                     learner.end_task(j, _eval_seed(config, j) + 1)
                 _write_matrix(run, names, progress, title)

@@ -24,6 +24,7 @@ FLAGS = {
     "regularizer": "regularizer", "regularizer_strength": "regularizer_strength", "steps_per_task": "steps_per_task",
     "eval_episodes": "eval_episodes", "reference": "reference", "plastic": "plastic", "binary": "binary",
     "learning_rate": "learning_rate", "seed": "seed", "device": "device", "progress": "progress",
+    "keep_stages": "keep_stages",
 }
 
 
@@ -56,6 +57,8 @@ def add_continual_parser(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="torch device, e.g. cpu or cuda")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar on stderr")
+    p.add_argument("--keep-stages", action=argparse.BooleanOptionalAction, default=None,
+                   help="also keep the learner as it was after each stage (stage-J.pt in the run folder)")
     p.add_argument("--config", help="a YAML file of continual config fields (see plastic_rl.agents.continual.Config)")
     p.add_argument("--run-dir", help="output folder (default: runs/continual-<n>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the continual run in RUN_DIR from its last checkpoint")

@@ -156,6 +156,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--method-override", default=None,
                         help="a YAML/JSON mapping merged over --method-config, nested mappings key by key, e.g. "
                              "'{policy_kwargs: {binary_plasticity: true}}'; needs --tag")
+    parser.add_argument("--keep-stages", action="store_true",
+                        help="keep each run's learner as it was after every stage (stage-J.pt), e.g. for scripts/forgetting_attribution.py")
     parser.add_argument("--out", default="results/continual")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: tabulate the runs already finished under OUT/runs (and list the unfinished)")
@@ -207,7 +209,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "eval_episodes": args.eval_episodes, "learning_rate": args.learning_rate,
                 "plastic": policy == "plastic", "seed": seed, "method_config": method_config,
                 "progress": sys.stderr.isatty(), "tensorboard": False, "env_kwargs": env_kwargs,
-                "reference": args.reference, **variant_settings(variant, meta, args.ewc_strength, args.l2_strength)}
+                "reference": args.reference, "keep_stages": args.keep_stages, **variant_settings(variant, meta, args.ewc_strength, args.l2_strength)}
         if variant == "binary-meta" and meta_groups:
             base["meta_groups"] = meta_groups
         tic = time.perf_counter()

@@ -161,6 +161,9 @@ def test_cli_flags_and_resume_rules(tmp_path, mazes):
     args = parser.parse_args(["continual", "--resume", str(tmp_path / "done"), "--meta", "3"])
     with pytest.raises(ConfigError, match="--meta cannot change when resuming"):
         resolve_config(args)
+    # Keeping the stage snapshots may start on a resume (it changes no result).
+    config, _, resume = resolve_config(parser.parse_args(["continual", "--resume", str(tmp_path / "done"), "--keep-stages"]))
+    assert config.keep_stages is True and resume
 
 
 @pytest.mark.parametrize("kwargs, message", [
