@@ -82,6 +82,7 @@ class Config:
     meta_groups: Dict[str, float] = field(default_factory=dict)  #: another m for the tensors these name patterns match (fnmatch; first match wins), e.g. {core.layers.2.weight: 30}; other tensors get meta (optimizer metaplastic)
     regularizer: str = "none"  #: none, ewc (diagonal Fisher) or l2 (to the previous tasks' weights); gradient methods
     regularizer_strength: float = 100.0  #: λ of the EWC/L2 penalty (λ/2) Σ F (θ − θ*)²
+    regularizer_params: List[str] = field(default_factory=lambda: ["*"])  #: name patterns (fnmatch) of the tensors the EWC/L2 penalty covers, e.g. ["*.bias"]; default every tensor
     fisher_episodes: int = 16  #: EWC: episodes of a finished task that estimate its Fisher information
     plastic: bool = True  #: False trains the non-plastic twin
     binary: bool = False  #: binarized hidden layers (sign of real hidden weights; plasticity stays real)
@@ -124,6 +125,12 @@ class Config:
                 for k, v in self.meta_groups.items()):
             raise ConfigError(f"meta_groups must map parameter-name patterns to numbers >= 0 "
                               f"(e.g. {{core.layers.2.weight: 30}}); got {self.meta_groups!r}.")
+        if not isinstance(self.regularizer_params, list) or not self.regularizer_params or not all(
+                isinstance(p, str) and p for p in self.regularizer_params):
+            raise ConfigError(f"regularizer_params must be a non-empty list of parameter-name patterns (e.g. ['*.bias']); "
+                              f"got {self.regularizer_params!r}.")
+        if self.regularizer_params != ["*"] and self.regularizer == "none":
+            raise ConfigError("regularizer_params applies to regularizer ewc or l2; this run's regularizer is 'none'.")
         if self.meta_groups and self.optimizer != "metaplastic":
             raise ConfigError(f"meta_groups applies to optimizer metaplastic; this run's optimizer is {self.optimizer!r}.")
         for name in ("env_kwargs", "method_config"):

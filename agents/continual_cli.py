@@ -21,7 +21,8 @@ from plastic_rl.runs import CONFIG_FILE, RunDirError
 FLAGS = {
     "sequence": "sequence", "method": "method", "optimizer": "optimizer", "meta": "meta",
     "meta_groups": "meta_groups",
-    "regularizer": "regularizer", "regularizer_strength": "regularizer_strength", "steps_per_task": "steps_per_task",
+    "regularizer": "regularizer", "regularizer_strength": "regularizer_strength", "regularizer_params": "regularizer_params",
+    "steps_per_task": "steps_per_task",
     "eval_episodes": "eval_episodes", "reference": "reference", "plastic": "plastic", "binary": "binary",
     "learning_rate": "learning_rate", "seed": "seed", "device": "device", "progress": "progress",
     "keep_stages": "keep_stages",
@@ -47,6 +48,8 @@ def add_continual_parser(sub) -> None:
                         "(optimizer metaplastic; first match wins; other tensors get --meta)")
     p.add_argument("--regularizer", choices=REGULARIZERS, help="none, ewc or l2 (gradient methods)")
     p.add_argument("--regularizer-strength", type=float, help="λ of the EWC/L2 penalty")
+    p.add_argument("--regularizer-params", nargs="+", metavar="PATTERN",
+                   help="only the tensors whose names match these patterns are pulled back, e.g. '*.bias' (default: all)")
     p.add_argument("--steps-per-task", type=int, help="training env steps per task")
     p.add_argument("--eval-episodes", type=int, help="episodes per task in each evaluation")
     p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,

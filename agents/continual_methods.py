@@ -37,7 +37,8 @@ from plastic_rl.config import ConfigError, config_from_dict
 from plastic_rl.metaplastic import MetaplasticAdam, meta_param_groups
 from plastic_rl.policies import count_parameters, export_policy
 
-from plastic_rl.agents.regularizers import Consolidation, consolidation_penalty, fisher_diagonal, l2_consolidation
+from plastic_rl.agents.regularizers import (Consolidation, consolidation_penalty, fisher_diagonal, l2_consolidation,
+                                            regularized_names, restrict_consolidation)
 from plastic_rl.envs.sequences import Task, TaskSequence
 
 __all__ = ["A2CLearner", "ESLearner", "LEARNERS", "make_optimizer"]
@@ -65,6 +66,14 @@ def make_optimizer(module: nn.Module, optimizer: str, learning_rate: float, meta
 def _meta_groups(module: nn.Module, meta: float, meta_groups: Optional[Dict[str, float]]) -> List[Dict[str, Any]]:
     try:
         return meta_param_groups(module.named_parameters(), meta, meta_groups)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _regularized(module: nn.Module, config) -> List[str]:
+    """The parameter names the EWC/L2 penalty covers (``config.regularizer_params``), checked now."""
+    try:
+        return regularized_names((n for n, _ in module.named_parameters()), config.regularizer_params)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -118,6 +127,7 @@ class A2CLearner:
         self.optimizer = make_optimizer(self.policy, config.optimizer, first.learning_rate, config.meta, first.adam_eps,
                                         config.meta_groups)
         self.consolidations: List[Consolidation] = []
+        self._regularized = _regularized(self.policy, config)
         self._envs: Dict[int, Any] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -171,14 +181,15 @@ class A2CLearner:
     def end_task(self, task_index: int, seed: int) -> None:
         """Consolidate the task just learned (EWC: its Fisher; L2: importance 1); nothing without a regularizer."""
         if self.regularizer == "l2":
-            self.consolidations.append(l2_consolidation(self.policy))
+            self.consolidations.append(restrict_consolidation(l2_consolidation(self.policy), self._regularized))
         elif self.regularizer == "ewc":
             env = self._env(task_index, self.config.fisher_episodes)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 rollout = self._a2c.run_episodes(self.policy, env, seed)
                 log_likelihoods = rollout.log_probs.sum(0)
-                self.consolidations.append(fisher_diagonal(self.policy, log_likelihoods, rollout.log_probs.shape[0]))
+                fisher = fisher_diagonal(self.policy, log_likelihoods, rollout.log_probs.shape[0])
+                self.consolidations.append(restrict_consolidation(fisher, self._regularized))
 
     @torch.no_grad()
     def evaluate(self, task_index: int, episodes: int, seed: int) -> float:
@@ -436,6 +447,7 @@ class PPOLearner:
             self.policy.optimizer = MetaplasticAdam(_meta_groups(self.policy, config.meta, config.meta_groups),
                                                     lr=lr, eps=1e-5, meta=config.meta)
         self.consolidations: List[Consolidation] = []
+        self._regularized = _regularized(self.policy, config)
         self._active = 0
         self._episodes_seen: Dict[int, List[int]] = {}
         for name, param in self.policy.named_parameters():
@@ -514,7 +526,7 @@ class PPOLearner:
     def end_task(self, task_index: int, seed: int) -> None:
         """L2: keep the weights of the task just learned."""
         if self.regularizer == "l2":
-            self.consolidations.append(l2_consolidation(self.policy))
+            self.consolidations.append(restrict_consolidation(l2_consolidation(self.policy), self._regularized))
 
     def finish(self) -> None:
         """Close the task envs."""

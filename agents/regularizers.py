@@ -11,18 +11,24 @@ importance per weight ``F_k``; while later tasks are learned the loss gains
   so that ``λ`` does not depend on it);
 - L2: ``F_k = 1`` for every weight.
 
+Either can be limited to some tensors (``regularizer_params``, name patterns): the
+others get importance 0 (e.g. only the biases, which MetaplasticAdam leaves to plain
+Adam).
+
 Unlike the policy, the regularizer is told where a task ends: that is what EWC
 needs (Continual World's EWC baseline does the same).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, NamedTuple
+import fnmatch
+from typing import Dict, Iterable, List, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["REGULARIZERS", "Consolidation", "consolidation_penalty", "fisher_diagonal", "l2_consolidation"]
+__all__ = ["REGULARIZERS", "Consolidation", "consolidation_penalty", "fisher_diagonal", "l2_consolidation",
+           "regularized_names", "restrict_consolidation"]
 
 REGULARIZERS = ("none", "ewc", "l2")
 
@@ -60,6 +66,31 @@ def l2_consolidation(model: nn.Module) -> Consolidation:
     """
     anchor = _anchor(model)
     return Consolidation(anchor, {name: torch.ones_like(a) for name, a in anchor.items()})
+
+
+def restrict_consolidation(consolidation: Consolidation, names: Iterable[str]) -> Consolidation:
+    """``consolidation`` with importance 0 outside ``names``: the penalty then pulls only those tensors back.
+
+    :param consolidation: a task's anchor and importance.
+    :param names: the parameter names the penalty keeps covering.
+    """
+    keep = set(names)
+    importance = {n: (f if n in keep else torch.zeros_like(f)) for n, f in consolidation.importance.items()}
+    return Consolidation(consolidation.anchor, importance)
+
+
+def regularized_names(names: Iterable[str], patterns: Sequence[str]) -> List[str]:
+    """The names that match any of the shell-style ``patterns``; a pattern that matches none is an error.
+
+    :param names: parameter names.
+    :param patterns: e.g. ``["*.bias"]``.
+    """
+    names = list(names)
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise ValueError(f"regularizer_params pattern {pattern!r} matches no parameter; the parameters are: "
+                             f"{', '.join(names)}.")
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
 def fisher_diagonal(model: nn.Module, episode_log_likelihoods: Tensor, episode_length: int) -> Consolidation:

@@ -359,3 +359,54 @@ def test_committed_continual_configs_build_their_learner(path):
             assert widths[:len(hidden)] == hidden
     finally:
         learner.finish()
+
+
+def test_regularizer_params_limit_the_l2_pull_to_the_named_tensors(tmp_path):
+    from plastic_rl.agents.continual_methods import PPOLearner
+    from plastic_rl.envs.sequences import get_sequence
+
+    path = tmp_path / "pendulums.yaml"
+    path.write_text(TWO_PENDULUMS)
+    ppo = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1, "episode_length": 50, "policy_kwargs": {"hidden_sizes": [8]}}
+    config = Config(sequence=str(path), method="ppo", regularizer="l2", regularizer_params=["core.layers.*.bias"],
+                    **{**TINY, "method_config": ppo})
+    learner = PPOLearner(config, get_sequence(str(path)), "l2")
+    learner.train_iteration(0, 1, lambda **_: None)
+    learner.end_task(0, seed=1)
+    (consolidation,) = learner.consolidations
+    pulled = sorted(n for n, f in consolidation.importance.items() if f.abs().sum() > 0)
+    # (shell-style: "*" matches dots too, so the plastic layers' modulator biases are named as well)
+    assert pulled == ["core.layers.0.bias", "core.layers.0.plasticity.modulator.bias", "core.layers.1.bias",
+                      "core.layers.1.plasticity.modulator.bias"]
+    assert consolidation.importance["core.layers.0.bias"].eq(1).all()
+    # Move every parameter away from its anchor: the penalty's gradient reaches the biases only.
+    learner.policy.optimizer.zero_grad()
+    with torch.no_grad():
+        for p in learner.policy.parameters():
+            p.add_(0.5)
+    loss = sum((p * 0).sum() for p in learner.policy.parameters())
+    loss.backward()
+    grads = {n: p.grad for n, p in learner.policy.named_parameters()}
+    assert torch.allclose(grads["core.layers.0.bias"], torch.full_like(grads["core.layers.0.bias"], 0.5 * config.regularizer_strength))
+    assert grads["core.layers.0.weight"].abs().sum() == 0
+    learner.finish()
+    with pytest.raises(ConfigError, match="regularizer_params pattern 'no.such.\\*' matches no parameter"):
+        PPOLearner(Config(sequence=str(path), method="ppo", regularizer="l2", regularizer_params=["no.such.*"],
+                          **{**TINY, "method_config": ppo}), get_sequence(str(path)), "l2")
+    with pytest.raises(ConfigError, match="regularizer_params applies to regularizer ewc or l2"):
+        Config(sequence=str(path), method="ppo", regularizer_params=["*.bias"])
+
+
+FULL_CONTINUAL_CONFIGS = [p for p in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+                          if "trainer: continual" in p.read_text()]
+
+
+@pytest.mark.parametrize("path", FULL_CONTINUAL_CONFIGS, ids=lambda p: p.name)
+def test_committed_full_continual_configs_load(path):
+    """A committed `plastic-rl continual --config` file is a valid continual config."""
+    from plastic_rl.config import config_from_dict, load_yaml
+
+    data = load_yaml(str(path))
+    assert data.pop("trainer") == "continual"
+    config = config_from_dict(Config, data, source=str(path))
+    assert config.sequence and config.steps_per_task > 0
