@@ -106,8 +106,7 @@ def attribute(run_dir: Path, groups: Dict[str, List[str]], episodes: Optional[in
     :param groups: group name -> patterns.
     :param episodes: evaluation episodes per figure (default: the run's ``eval_episodes``).
     """
-    from plastic_rl.agents.continual import Config, _eval_seed
-    from plastic_rl.agents.continual_methods import LEARNERS
+    from plastic_rl.agents.continual import Config, _eval_seed, _new_learner
     from plastic_rl.config import config_from_dict, load_yaml
     from plastic_rl.envs.sequences import get_sequence
     from plastic_rl.runs import CONFIG_FILE
@@ -127,17 +126,16 @@ def attribute(run_dir: Path, groups: Dict[str, List[str]], episodes: Optional[in
     final = _load_stage(run_dir, n - 1)
     members = assign_groups(list(_policy_tensors(final)), groups)
     has_normalization = final.get("normalization") is not None
-    torch.manual_seed(config.seed)
-    learner = LEARNERS[config.method](config, sequence, "none")
+    # (row name, tensors put back, whether the normalization statistics are put back): the same for every task
+    candidates = [("nothing", [], False), *((g, m, False) for g, m in members.items())]
+    if has_normalization:
+        candidates.append((NORMALIZATION, [], True))
+    candidates.append(("everything", [t for m in members.values() for t in m], has_normalization))
+    learner = _new_learner(config, sequence, "none")
     rows = []
     try:
         for j in range(n - 1):
             earlier = _load_stage(run_dir, j)
-            candidates = [("nothing", [], False), *((g, m, False) for g, m in members.items())]
-            if has_normalization:
-                candidates.append((NORMALIZATION, [], True))
-            everything = [t for m in members.values() for t in m]
-            candidates.append(("everything", everything, has_normalization))
             row = {"task": sequence.tasks[j].name, "after_own_stage": matrix[j][j], "at_the_end": matrix[-1][j], "restored": {}}
             for name, tensors, normalization in candidates:
                 learner.load_state_dict(with_group_restored(final, earlier, tensors, normalization))
