@@ -71,6 +71,7 @@ class Config:
     binary: bool = False  #: binarized cell: input/recurrent weights sign(W)/sqrt(fan_in) over real hidden weights (straight-through), plasticity and heads real (cell rnn or lstm)
     binary_plasticity: bool = False  #: binarized plasticity: alpha = ±alpha_scale, neuromodulator weights ±1/sqrt(fan_in), straight-through (PlasticityConfig.binary_plasticity)
     alpha_scale: float = 1.0  #: alpha = alpha_scale x its parameter (with binary_plasticity: x its sign); PlasticityConfig.alpha_scale
+    alpha_init: float = 0.01  #: alpha starts at alpha_init x U[0, 1] (with binary_plasticity: its hidden value at alpha_init / alpha_scale x U[0, 1]); PlasticityConfig.alpha_init
 
     # --- A2C (Backpropamine's defaults)
     iterations: int = 1000  #: training iterations; each plays `batch_size` episodes (on resume: the new total)
@@ -106,7 +107,7 @@ class Config:
         for name in ("value_coef", "probs_penalty", "wall_penalty"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)!r}.")
-        for name in ("learning_rate", "adam_eps", "max_grad_norm", "clip", "alpha_scale"):
+        for name in ("learning_rate", "adam_eps", "max_grad_norm", "clip", "alpha_scale", "alpha_init"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0; got {getattr(self, name)!r}.")
         if self.random_weights and (not self.plastic or self.cell != "rnn"):
@@ -136,6 +137,7 @@ def build_policy_for(config: Config) -> RecurrentActorCritic:
         OBS_SIZE, 4, "discrete", hidden_size=config.hidden_size, cell=config.cell,
         modulation=config.modulation, rule=config.rule, clip=config.clip, random_weights=config.random_weights,
         binary=config.binary, binary_plasticity=config.binary_plasticity, alpha_scale=config.alpha_scale,
+        alpha_init=config.alpha_init,
     )
     if config.plastic:
         policy = plastic

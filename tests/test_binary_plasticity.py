@@ -122,6 +122,22 @@ def test_a2c_config_refuses_a_non_positive_alpha_scale():
 
     with pytest.raises(ConfigError, match="alpha_scale must be > 0"):
         a2c.Config(alpha_scale=0.0)
+    with pytest.raises(ConfigError, match="alpha_init must be > 0"):
+        a2c.Config(alpha_init=-0.01)
+
+
+def test_a2c_alpha_init_sets_the_hidden_alphas_scale():
+    """With binary plasticity every alpha is +alpha_scale at the start, whatever alpha_init; alpha_init sets
+    the hidden values (alpha_init / alpha_scale * U[0, 1]), i.e. how far MetaplasticAdam must move them to flip."""
+    from plastic_rl.agents import a2c
+
+    small = a2c.build_policy_for(a2c.Config(hidden_size=16, binary=True, binary_plasticity=True, alpha_scale=0.01, alpha_init=0.001))
+    large = a2c.build_policy_for(a2c.Config(hidden_size=16, binary=True, binary_plasticity=True, alpha_scale=0.01))
+    hidden_small, hidden_large = small.cell.plasticity.alpha.detach(), large.cell.plasticity.alpha.detach()
+    assert 0 < hidden_small.min() and hidden_small.max() <= 0.1 and hidden_small.max() > 0.09
+    assert hidden_large.max() > 0.9 and hidden_large.max() <= 1.0
+    plain = a2c.build_policy_for(a2c.Config(hidden_size=16, alpha_init=0.002)).cell.plasticity.alpha.detach()
+    assert plain.max() <= 0.002 and plain.max() > 0.0018
 
 
 def test_population_forward_binarizes_each_members_plasticity():
