@@ -37,6 +37,7 @@ OVERRIDE_FLAGS = {
     "total_timesteps": "total_timesteps",
     "ray_address": "ray_address",
     "device": "device",
+    "progress": "progress",
 }
 
 
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="gradient trainers: the optimizer's step; may change on --resume (e.g. smaller after a NaN stop)")
     train.add_argument("--episode-length", type=int, help="steps per episode")
     train.add_argument("--ray-address", help="ES: join this Ray cluster instead of starting a local one")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="A2C, PPO: progress bar on stderr (ES prints one line per generation)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="limb-failure evaluation of a quadruped run; new mazes for a maze run")

@@ -138,7 +138,8 @@ def test_cli_trains_resumes_with_a_new_total_and_refuses_foreign_flags(tmp_path,
                                            "hidden_sizes": [8], "total_timesteps": 32, **TINY}))
     run_dir = tmp_path / "run"
     assert cli_main(["train", "--config", str(config_file), "--run-dir", str(run_dir)]) == 0
-    assert cli_main(["train", "--resume", str(run_dir), "--total-timesteps", "96"]) == 0
+    assert cli_main(["train", "--resume", str(run_dir), "--total-timesteps", "96", "--no-progress"]) == 0
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["progress"] is False
     assert [int(r["env_steps"]) for r in read_metrics(run_dir / "metrics.csv")] == [32, 64, 96]
     assert cli_main(["train", "--config", str(config_file), "--iterations", "3", "--run-dir", str(tmp_path / "x")]) == 2
     assert "--iterations does not apply to the 'ppo' trainer" in capsys.readouterr().err
