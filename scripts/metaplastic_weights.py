@@ -2,7 +2,7 @@
 
 MetaplasticAdam damps a step that would shrink |W| by f_meta = 1 − tanh²(m·|W|), so it protects
 only the weights that have grown. This reads a continual run's checkpoint (``plastic-rl continual``,
-any method whose learner saves its ``policy`` state dict) and prints, for every tensor of
+any method: PPO's policy state dict, A2C's and ES's exported policy) and prints, for every tensor of
 dimension > 1 (the ones MetaplasticAdam treats; 1-D tensors get plain Adam), its mean |W|, the share
 of entries with |W| > 0.5, the share of positive entries (for a binarized tensor, whose forward sees
 only the sign: how many signs point one way, e.g. binary alphas that all start positive), and the
@@ -66,7 +66,9 @@ def run_policy_weights(run_dir: Path) -> tuple[Dict[str, torch.Tensor], float, D
     # ``meta`` is kept in the config of an Adam run too; only MetaplasticAdam applies it.
     meta = float(config.get("meta") or 0.0) if config.get("optimizer") == "metaplastic" else 0.0
     meta_groups = dict(config.get("meta_groups") or {}) if meta else {}
-    return learner["policy"], meta, meta_groups
+    policy = learner["policy"]
+    # PPO saves the policy's state dict itself; A2C and ES save an exported policy (kind, config, state_dict)
+    return policy.get("state_dict", policy), meta, meta_groups
 
 
 def main(argv: Optional[List[str]] = None) -> int:

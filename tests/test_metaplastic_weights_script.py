@@ -15,10 +15,12 @@ def script(load_script):
     return load_script("metaplastic_weights")
 
 
-def fake_continual_run(path, optimizer="metaplastic", meta=2.0, meta_groups=None):
+def fake_continual_run(path, optimizer="metaplastic", meta=2.0, meta_groups=None, exported=False):
     path.mkdir()
     policy = {"layer.weight": torch.tensor([[0.0, -0.25, 1.0]]), "layer.bias": torch.tensor([5.0]),
               "out.weight": torch.tensor([[0.0, -0.25, 1.0]])}
+    if exported:  # A2C and ES learners save plastic_rl's exported policy, not a bare state dict
+        policy = {"kind": "recurrent", "config": {}, "state_dict": policy}
     config = {"optimizer": optimizer, "meta": meta, "meta_groups": meta_groups or {}}
     save_checkpoint({"learner": {"policy": policy}, "config": config}, path / "checkpoint.pt")
     return path
@@ -61,3 +63,11 @@ def test_a_run_with_meta_groups_reads_each_tensor_at_its_own_m(script, tmp_path,
     assert script.main([str(run), "--meta", "3"]) == 0  # one m given: every tensor at it
     out = capsys.readouterr().out
     assert f"| out.weight | 3 | 0.417 | 0.333 | 0.333 | {1 - math.tanh(3 * 0.25) ** 2:.3f} |" in out
+
+
+def test_an_a2c_or_es_run_reads_the_exported_policys_tensors(script, tmp_path, capsys):
+    run = fake_continual_run(tmp_path / "a2c", exported=True)
+    assert script.main([str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"| layer.weight | 2 | 0.417 | 0.333 | 0.333 | {1 - math.tanh(2 * 0.25) ** 2:.3f} |" in out
+    assert "| out.weight | 2 |" in out
