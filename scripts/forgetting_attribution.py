@@ -1,6 +1,6 @@
 """Which parameters carry the forgetting of a continual run? Put one group back and see what returns.
 
-``python scripts/forgetting_attribution.py RUN_DIR [--groups YAML] [--episodes N] [--output FILE.json]``
+``python scripts/forgetting_attribution.py RUN_DIR [--groups YAML] [--episodes N] [--sign-flips GROWN] [--output FILE.json]``
 
 ``RUN_DIR`` is a continual run made with ``keep_stages`` (``plastic-rl continual --keep-stages``,
 ``scripts/continual_metaplasticity.py --keep-stages``), so it holds ``stage-J.pt``, the learner
@@ -17,6 +17,11 @@ Groups are name patterns (shell-style, over the policy's ``state_dict`` names; a
 first group that matches it; tensors under ``critic.`` are skipped, since they do not act), plus
 ``normalization``, the shared VecNormalize statistics (method ppo). The default groups split a
 plastic policy into its weights, biases, alpha, neuromodulator and log_std. Methods ppo and a2c.
+
+``--sign-flips GROWN`` evaluates nothing: for every tensor of dimension > 1 it counts the signs that
+differ at the end from right after each earlier stage, overall and among the entries whose |value|
+exceeded GROWN then (the ones MetaplasticAdam had consolidated). For a binarized tensor a flip is
+what changes the policy.
 """
 
 from __future__ import annotations
@@ -147,6 +152,48 @@ def attribute(run_dir: Path, groups: Dict[str, List[str]], episodes: Optional[in
     return {"run": str(run_dir), "episodes": episodes, "groups": members, "tasks": rows}
 
 
+def sign_flips(run_dir: Path, grown: float) -> Dict[str, Any]:
+    """Which signs of the final policy differ from those right after each earlier stage (no evaluation).
+
+    For every tensor of dimension > 1 (those MetaplasticAdam consolidates; ``critic.*`` skipped) and every
+    stage j before the last: the share of entries whose sign differs at the end, the share whose hidden
+    |value| exceeded ``grown`` right after stage j, and the share of those grown entries that flipped
+    (for a binarized tensor the forward pass sees only the sign, so a flip is what changes the policy).
+
+    :param run_dir: a continual run folder with stage snapshots.
+    :param grown: the |value| above which an entry counts as grown (consolidated, for m * grown >~ 1).
+    """
+    from plastic_rl.config import load_yaml
+    from plastic_rl.envs.sequences import get_sequence
+    from plastic_rl.runs import CONFIG_FILE
+
+    last = len(get_sequence(load_yaml(run_dir / CONFIG_FILE)["sequence"]).tasks) - 1
+    final = _policy_tensors(_load_stage(run_dir, last))
+    rows = []
+    for stage in range(last):
+        earlier = _policy_tensors(_load_stage(run_dir, stage))
+        for name, tensor in earlier.items():
+            if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or fnmatch.fnmatchcase(name, SKIPPED):
+                continue
+            flipped = torch.sign(tensor) != torch.sign(final[name])
+            big = tensor.abs() > grown
+            rows.append({"stage": stage, "tensor": name, "flipped": float(flipped.float().mean()),
+                         "grown": float(big.float().mean()),
+                         "grown_flipped": float(flipped[big].float().mean()) if bool(big.any()) else None})
+    return {"run": str(run_dir), "grown_threshold": grown, "rows": rows}
+
+
+def sign_flips_markdown(result: Dict[str, Any]) -> str:
+    """The sign flips as a markdown table, one row per (stage, tensor)."""
+    grown = result["grown_threshold"]
+    lines = [f"| since the end of stage | tensor | share flipped by the end | share with abs > {grown:g} then | "
+             f"share of those flipped |", "|---:|---|---:|---:|---:|"]
+    for row in result["rows"]:
+        share = "–" if row["grown_flipped"] is None else f"{row['grown_flipped']:.3f}"
+        lines.append(f"| {row['stage']} | {row['tensor']} | {row['flipped']:.3f} | {row['grown']:.2f} | {share} |")
+    return "\n".join(lines)
+
+
 def markdown(result: Dict[str, Any]) -> str:
     """The figures as a markdown table, one row per earlier task."""
     names = list(result["tasks"][0]["restored"])
@@ -168,6 +215,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "(default: alpha, neuromodulator, weights, biases, log_std)")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per figure (default: the run's eval_episodes)")
     parser.add_argument("--output", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--sign-flips", type=float, default=None, metavar="GROWN",
+                        help="instead of evaluating, count the signs of each tensor of dimension > 1 that differ at the end "
+                             "from right after each earlier stage, overall and among entries whose |value| exceeded GROWN then")
     args = parser.parse_args(argv)
     groups = DEFAULT_GROUPS
     if args.groups is not None:
@@ -181,8 +231,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--episodes must be a positive integer; got {args.episodes}.")
     if not args.run_dir.is_dir():
         parser.error(f"run_dir {str(args.run_dir)!r} is not a folder.")
-    result = attribute(args.run_dir, groups, args.episodes)
-    print(markdown(result))
+    if args.sign_flips is not None:
+        if not args.sign_flips >= 0:
+            parser.error(f"--sign-flips must be a number >= 0; got {args.sign_flips}.")
+        result = sign_flips(args.run_dir, args.sign_flips)
+        print(sign_flips_markdown(result))
+    else:
+        result = attribute(args.run_dir, groups, args.episodes)
+        print(markdown(result))
     if args.output is not None:
         from plastic_rl.runs import atomic_write_json
 

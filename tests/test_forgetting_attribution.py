@@ -69,3 +69,23 @@ def test_a_run_without_stages_and_bad_groups_are_refused(script, tmp_path):
     with pytest.raises(SystemExit) as err:
         script.main([str(run_dir), "--groups", "{signs: '*weight'}"])
     assert err.value.code == 2
+
+
+def test_sign_flips_count_the_signs_that_changed_since_each_stage(script, tmp_path, capsys):
+    run_dir, _ = _run(tmp_path, keep_stages=True)
+    first, last = (torch.load(run_dir / stage_file(j), weights_only=False)["learner"]["policy"] for j in (0, 1))
+    result = script.sign_flips(run_dir, grown=0.1)
+    rows = {row["tensor"]: row for row in result["rows"]}
+    assert all(row["stage"] == 0 for row in result["rows"])  # two tasks: only stage 0 is earlier than the last
+    assert not any(name.startswith("critic.") for name in rows) and all(first[name].dim() > 1 for name in rows)
+    name = "core.layers.0.weight"
+    flipped = torch.sign(first[name]) != torch.sign(last[name])
+    big = first[name].abs() > 0.1
+    assert rows[name]["flipped"] == pytest.approx(float(flipped.float().mean()))
+    assert rows[name]["grown"] == pytest.approx(float(big.float().mean()))
+    assert rows[name]["grown_flipped"] == (pytest.approx(float(flipped[big].float().mean())) if big.any() else None)
+    assert script.main([str(run_dir), "--sign-flips", "0.1"]) == 0
+    assert f"| 0 | {name} |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        script.main([str(run_dir), "--sign-flips", "-1"])
+    assert exit_info.value.code == 2 and "--sign-flips must be a number >= 0" in capsys.readouterr().err
