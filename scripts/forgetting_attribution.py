@@ -175,7 +175,7 @@ def sign_flips(run_dir: Path, grown: float) -> Dict[str, Any]:
         for name, tensor in earlier.items():
             if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or fnmatch.fnmatchcase(name, SKIPPED):
                 continue
-            flipped = torch.sign(tensor) != torch.sign(final[name])
+            flipped = (tensor >= 0) != (final[name] >= 0)  # as binarize reads a sign: 0 counts as +
             big = tensor.abs() > grown
             rows.append({"stage": stage, "tensor": name, "flipped": float(flipped.float().mean()),
                          "grown": float(big.float().mean()),
@@ -234,6 +234,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.sign_flips is not None:
         if not args.sign_flips >= 0:
             parser.error(f"--sign-flips must be a number >= 0; got {args.sign_flips}.")
+        if args.groups is not None or args.episodes is not None:
+            parser.error("--sign-flips evaluates nothing; do not combine it with --groups or --episodes.")
         result = sign_flips(args.run_dir, args.sign_flips)
         print(sign_flips_markdown(result))
     else:
