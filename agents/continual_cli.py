@@ -133,6 +133,6 @@ def cmd_continual(args) -> int:
     summary = train(config, run_dir, resume=resume)
     print(f"run folder: {run_dir}")
     print(f"average performance {_fmt(summary['average_performance'])}, mean forgetting {_fmt(summary['mean_forgetting'])}, "
-          f"mean forward transfer {_fmt(summary.get('mean_forward_transfer'))}")
+          f"mean learning {_fmt(summary.get('mean_learning'))}, mean forward transfer {_fmt(summary.get('mean_forward_transfer'))}")
     print(f"R matrix: {summary['matrix_csv']} (heat map {summary['matrix_png']})")
     return 0

@@ -8,6 +8,10 @@ policy's. With ``N`` tasks (Wołczyk et al. 2021, Continual World §4):
 - forgetting of task ``j``: ``R[j][j] − R[N-1][j]`` (performance right after
   learning it minus performance at the end); the mean is over the first
   ``N − 1`` tasks, since the last task cannot have been forgotten yet;
+- learning of task ``j`` (not a Continual World figure): ``R[j][j] − initial[j]``,
+  how far its own stage took it past the untrained policy. Low forgetting means
+  little unless this is positive: a learner that stops learning after its first
+  task forgets nothing of the later ones. The mean is over all ``N`` tasks;
 - forward transfer of task ``j``: ``(AUC_j − AUC^ref_j) / (1 − AUC^ref_j)``, where
   ``AUC_j`` is the mean performance over stage ``j``'s training curve and
   ``AUC^ref_j`` the same for a policy trained on task ``j`` alone from scratch
@@ -59,10 +63,13 @@ def continual_metrics(
         raise ValueError(f"matrix must be N x N with N entries in initial and stage_auc; got {n} rows.")
     last = matrix[-1]
     forgetting = [matrix[j][j] - last[j] for j in range(n)]
+    learning = [matrix[j][j] - initial[j] for j in range(n)]
     out: Dict[str, Any] = {
         "average_performance": _mean(last),
         "forgetting": forgetting,
         "mean_forgetting": _mean(forgetting[:-1]) if n > 1 else None,
+        "learning": learning,
+        "mean_learning": _mean(learning),
         "stage_auc": list(stage_auc),
     }
     if reference_auc is None or reference_final is None:

@@ -224,6 +224,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.append({"name": name, "seed": seed, "average_performance": metrics["average_performance"],
                      "mean_forgetting": metrics["mean_forgetting"],
                      "mean_forgetting_normalized": metrics.get("mean_forgetting_normalized"),
+                     "mean_learning": metrics["mean_learning"],
                      "mean_forward_transfer": metrics.get("mean_forward_transfer"),
                      "mean_forward_transfer_raw": metrics.get("mean_forward_transfer_raw"),
                      "initial_mean": statistics.fmean(summary["initial"]),
@@ -240,17 +241,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
         rows, commands = merge_with_earlier_rows(out / "continual_metaplasticity.json", rows, command)
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        # Rows written by an older version of this script may lack a column added since (mean_learning): blank there.
+        writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(out / "continual_metaplasticity.csv", buffer.getvalue())
         atomic_write_json(out / "continual_metaplasticity.json", {"commands": commands, "runs": rows})
-    print("\n| variant | average performance | mean forgetting | mean forgetting (normalized) | mean forward transfer (raw) | wall time per run (s) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("\n| variant | average performance | mean forgetting | mean forgetting (normalized) | mean learning (own − untrained) "
+          "| mean forward transfer (raw) | wall time per run (s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in dict.fromkeys(r["name"] for r in rows):
         mine = [r for r in rows if r["name"] == name]
-        cells = [_median_iqr([r[k] for r in mine]) for k in
-                 ("average_performance", "mean_forgetting", "mean_forgetting_normalized", "mean_forward_transfer_raw")]
+        cells = [_median_iqr([r.get(k) for r in mine]) for k in
+                 ("average_performance", "mean_forgetting", "mean_forgetting_normalized", "mean_learning",
+                  "mean_forward_transfer_raw")]
         print(f"| {name} | " + " | ".join(cells) + f" | {statistics.fmean(r['wall_time'] for r in mine):.0f} |")
     return 0
 

@@ -48,6 +48,7 @@ def test_metrics_match_continual_world_definitions():
     assert m["average_performance"] == pytest.approx((4 + 6 + 7) / 3)
     assert m["forgetting"] == [4.0, 3.0, 0.0]
     assert m["mean_forgetting"] == pytest.approx(3.5)  # over the first N - 1 tasks
+    assert m["learning"] == [8.0, 8.0, 5.0] and m["mean_learning"] == pytest.approx(7.0)  # own stage − untrained, all N
     # Normalized p = (R - initial) / (ref - initial); FT = (AUC - AUC_ref) / (1 - AUC_ref).
     p_auc, p_ref = (5 - 1) / 8, (3 - 1) / 8
     assert m["forward_transfer"][1] == pytest.approx((p_auc - p_ref) / (1 - p_ref))

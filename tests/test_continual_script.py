@@ -38,11 +38,17 @@ def test_l2_variant_without_references_writes_its_row(script, tmp_path, capsys):
     assert [r["name"] for r in rows] == ["plastic-fp-l2"]
     assert rows[0]["mean_forward_transfer_raw"] == ""  # no from-scratch references: no forward transfer
     assert json.loads((out / "continual_metaplasticity.json").read_text())["runs"][0]["env_steps"] > 0
+    assert float(rows[0]["mean_learning"]) == pytest.approx(float(json.loads((run / "summary.json").read_text())["mean_learning"]))
     assert "| plastic-fp-l2 |" in capsys.readouterr().out
+    # A table written before the mean_learning column existed: its rows keep a blank there.
+    report = json.loads((out / "continual_metaplasticity.json").read_text())
+    del report["runs"][0]["mean_learning"]
+    (out / "continual_metaplasticity.json").write_text(json.dumps(report))
     # A second process (another variant, same OUT) adds its row and keeps the first one's.
     assert script.main([*args[:args.index("--variants") + 1], "fp-adam", *args[args.index("--variants") + 2:]]) == 0
     rows = list(csv.DictReader((out / "continual_metaplasticity.csv").open()))
     assert [r["name"] for r in rows] == ["plastic-fp-l2", "plastic-fp-adam"]
+    assert rows[0]["mean_learning"] == "" and rows[1]["mean_learning"] != ""
     # Re-tabulating the first variant replaces its row in place; both commands are recorded. The merge waits
     # for the table's lock, so two processes finishing together cannot each drop the other's row.
     with open(out / script.LOCK_NAME, "a") as lock:
