@@ -14,7 +14,8 @@ matter. Groups interact (biases fit the weights they were learned with), so the 
 need not add up.
 
 Groups are name patterns (shell-style, over the policy's ``state_dict`` names; a tensor joins the
-first group that matches it; tensors under ``critic.`` are skipped, since they do not act), plus
+first group that matches it; the critics, ``critic.*`` (ppo) and ``value_head.*`` (a2c), are skipped,
+since they do not act), plus
 ``normalization``, the shared VecNormalize statistics (method ppo). The default groups split a
 plastic policy into its weights, biases, alpha, neuromodulator and log_std. Methods ppo and a2c.
 
@@ -49,7 +50,11 @@ DEFAULT_GROUPS: Dict[str, List[str]] = {
     "log_std": ["*log_std"],
 }
 NORMALIZATION = "normalization"
-SKIPPED = "critic.*"
+SKIPPED = ("critic.*", "value_head.*")  # the critics of ppo and a2c policies: they do not act
+
+
+def _skipped(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SKIPPED)
 
 
 def _policy_tensors(learner_state: Dict[str, Any]) -> Dict[str, torch.Tensor]:
@@ -59,14 +64,14 @@ def _policy_tensors(learner_state: Dict[str, Any]) -> Dict[str, torch.Tensor]:
 
 
 def assign_groups(names: List[str], groups: Dict[str, List[str]]) -> Dict[str, List[str]]:
-    """Tensor names per group (first matching group wins; ``critic.*`` skipped; the rest in ``other``).
+    """Tensor names per group (first matching group wins; the critics skipped; the rest in ``other``).
 
     :param names: the policy's tensor names.
     :param groups: group name -> shell-style patterns.
     """
     members: Dict[str, List[str]] = {name: [] for name in groups}
     for tensor in names:
-        if fnmatch.fnmatchcase(tensor, SKIPPED):
+        if _skipped(tensor):
             continue
         group = next((g for g, patterns in groups.items() if any(fnmatch.fnmatchcase(tensor, p) for p in patterns)), "other")
         members.setdefault(group, []).append(tensor)
@@ -155,7 +160,7 @@ def attribute(run_dir: Path, groups: Dict[str, List[str]], episodes: Optional[in
 def sign_flips(run_dir: Path, grown: float) -> Dict[str, Any]:
     """Which signs of the final policy differ from those right after each earlier stage (no evaluation).
 
-    For every tensor of dimension > 1 (those MetaplasticAdam consolidates; ``critic.*`` skipped) and every
+    For every tensor of dimension > 1 (those MetaplasticAdam consolidates; the critics skipped) and every
     stage j before the last: the share of entries whose sign differs at the end, the share whose hidden
     |value| exceeded ``grown`` right after stage j, and the share of those grown entries that flipped
     (for a binarized tensor the forward pass sees only the sign, so a flip is what changes the policy).
@@ -173,7 +178,7 @@ def sign_flips(run_dir: Path, grown: float) -> Dict[str, Any]:
     for stage in range(last):
         earlier = _policy_tensors(_load_stage(run_dir, stage))
         for name, tensor in earlier.items():
-            if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or fnmatch.fnmatchcase(name, SKIPPED):
+            if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or _skipped(name):
                 continue
             flipped = (tensor >= 0) != (final[name] >= 0)  # as binarize reads a sign: 0 counts as +
             big = tensor.abs() > grown

@@ -56,8 +56,9 @@ def test_stage_snapshots_and_putting_groups_back(script, tmp_path, capsys):
 
 
 def test_groups_first_match_wins_and_the_rest_is_other(script):
-    names = ["core.a.plasticity.alpha", "core.a.weight", "core.a.bias", "critic.x.weight", "core.odd"]
+    names = ["core.a.plasticity.alpha", "core.a.weight", "core.a.bias", "critic.x.weight", "value_head.weight", "core.odd"]
     groups = script.assign_groups(names, {"signs": ["*alpha", "*weight"], "biases": ["*bias"], "unused": ["nothing*"]})
+    # The critics (ppo's critic.*, a2c's value_head.*) do not act: in no group.
     assert groups == {"signs": ["core.a.plasticity.alpha", "core.a.weight"], "biases": ["core.a.bias"], "other": ["core.odd"]}
 
 
