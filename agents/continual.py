@@ -17,6 +17,9 @@ Read top to bottom: :class:`Config` says what can be set; :func:`train` runs
    initial weights with the same budget, optimizer and episodes, for forward
    transfer. The first task's reference is stage 0 itself (the very same run), so
    only tasks 1..N-1 are trained again, and its forward transfer is 0 by construction.
+   The references depend only on the config and its seed, so a resume with
+   ``reference: true`` adds them to a run made without them, with the same figures
+   as a run made with them.
 
 The run folder is the same as every trainer's (``config.yaml``, ``run.json``,
 ``metrics.csv`` with one row per training iteration, TensorBoard under ``tb/``,
@@ -54,7 +57,7 @@ OPTIMIZERS = ("adam", "metaplastic")
 MATRIX_CSV = "matrix.csv"
 MATRIX_PNG = "matrix.png"
 #: Config fields a resumed run may change; every other field must match the run's.
-RESUMABLE_FIELDS = ("device", "num_threads", "checkpoint_every", "tensorboard", "progress", "keep_stages")
+RESUMABLE_FIELDS = ("device", "num_threads", "checkpoint_every", "tensorboard", "progress", "keep_stages", "reference")
 METRIC_FIELDS = ("iteration", "phase", "task", "task_iteration", "env_steps", "train_return", "loss", "penalty",
                  "grad_norm", "wall_time")
 CHECKPOINT_FORMAT = "plastic-rl/continual-checkpoint-v1"

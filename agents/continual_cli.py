@@ -53,7 +53,8 @@ def add_continual_parser(sub) -> None:
     p.add_argument("--steps-per-task", type=int, help="training env steps per task")
     p.add_argument("--eval-episodes", type=int, help="episodes per task in each evaluation")
     p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,
-                   help="also train each task from scratch, for forward transfer (default: yes)")
+                   help="also train each task from scratch, for forward transfer (default: yes; "
+                        "with --resume, adds them to a run made without them)")
     p.add_argument("--plastic", action=argparse.BooleanOptionalAction, default=None, help="plastic policy (default: yes)")
     p.add_argument("--binary", action=argparse.BooleanOptionalAction, default=None, help="binarized hidden layers")
     p.add_argument("--learning-rate", type=float, help="a2c: Adam step; es: the center's step")

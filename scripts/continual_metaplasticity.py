@@ -89,6 +89,9 @@ def variant_settings(variant: str, meta: float, ewc_strength: float, l2_strength
 def run_one(base: Dict[str, Any], run_dir: Path) -> Dict[str, Any]:
     """Train (or resume, or just read) one continual run; return its summary.
 
+    A finished run made with ``--no-reference`` gets its from-scratch references (and so its forward
+    transfer) when the script is run again without that flag: the same figures as a run made with them.
+
     :param base: continual config fields.
     :param run_dir: its folder.
     """
@@ -96,7 +99,9 @@ def run_one(base: Dict[str, Any], run_dir: Path) -> Dict[str, Any]:
     from plastic_rl.config import config_from_dict
 
     if (run_dir / SUMMARY_FILE).is_file():
-        return json.loads((run_dir / SUMMARY_FILE).read_text())
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        if not base["reference"] or summary.get("reference_final") is not None:
+            return summary
     config = config_from_dict(Config, base, source=str(run_dir))
     resume = (run_dir / CONFIG_FILE).is_file()  # a run killed before its first checkpoint starts over in place
     return train(config, run_dir, resume=resume)

@@ -88,6 +88,19 @@ def test_reference_plays_the_same_episodes_as_its_stage(tmp_path, mazes):
     assert alone["matrix"][0][0] == full["matrix"][0][0] and alone["stage_auc"][0] == full["stage_auc"][0]
 
 
+def test_resume_with_reference_adds_the_references_of_a_one_go_run(tmp_path, mazes):
+    """The references depend only on the config and seed: added on a resume, they give the same figures."""
+    without = train(Config(sequence=mazes, reference=False, **TINY), tmp_path / "later")
+    assert without["forward_transfer"] is None
+    later = train(Config(sequence=mazes, reference=True, **TINY), tmp_path / "later", resume=True)
+    at_once = train(Config(sequence=mazes, reference=True, **TINY), tmp_path / "at_once")
+    assert later["matrix"] == at_once["matrix"] == without["matrix"]
+    assert later["reference_final"] == at_once["reference_final"] and later["reference_auc"] == at_once["reference_auc"]
+    assert later["forward_transfer_raw"] == at_once["forward_transfer_raw"] and later["env_steps"] == at_once["env_steps"]
+    record = json.loads((tmp_path / "later" / "run.json").read_text())
+    assert record["resumes"][-1]["changed"] == {"reference": [False, True]}
+
+
 def _write_cli_config(path: Path, mazes: str, steps: int) -> Path:
     import yaml
 

@@ -63,6 +63,11 @@ def test_l2_variant_without_references_writes_its_row(script, tmp_path, capsys):
     report = json.loads((out / "continual_metaplasticity.json").read_text())
     assert [r["name"] for r in report["runs"]] == ["plastic-fp-l2", "plastic-fp-adam"]
     assert len(report["commands"]) == 3 and report["commands"][-1].endswith("--report-only")
+    # Run again without --no-reference, a finished run gets its from-scratch references: forward transfer appears.
+    assert script.main([a for a in args if a != "--no-reference"]) == 0
+    rows = {r["name"]: r for r in csv.DictReader((out / "continual_metaplasticity.csv").open())}
+    assert rows["plastic-fp-l2"]["mean_forward_transfer_raw"] != "" and rows["plastic-fp-adam"]["mean_forward_transfer_raw"] == ""
+    assert yaml.safe_load((run / "config.yaml").read_text())["reference"] is True
 
 
 @pytest.mark.parametrize("bad", ["[1, 2]", "{a: [", "3"])
