@@ -41,10 +41,23 @@ from plastic_rl.agents.regularizers import (Consolidation, consolidation_penalty
                                             regularized_names, restrict_consolidation)
 from plastic_rl.envs.sequences import Task, TaskSequence
 
-__all__ = ["A2CLearner", "ESLearner", "LEARNERS", "make_optimizer"]
+__all__ = ["A2CLearner", "ESLearner", "LEARNERS", "make_optimizer", "policy_tensors"]
 
 MAZE_ID = "plastic_rl/Maze-v0"
 _MAZE_KWARGS = ("size", "episode_length", "reward_value", "wall_penalty", "layout", "action_map")
+
+
+def policy_tensors(learner_state: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    """The policy's named tensors inside a learner's :meth:`state_dict` (as checkpoints and stage snapshots keep it).
+
+    A2C and ES learners keep an exported policy (:func:`~plastic_rl.policies.export_policy`: kind, config,
+    state_dict), PPO the policy's state dict itself. Returns that dict, not a copy, so a caller may change
+    the learner state through it.
+
+    :param learner_state: a learner's ``state_dict()``.
+    """
+    policy = learner_state["policy"]
+    return policy["state_dict"] if "state_dict" in policy else policy
 
 
 def make_optimizer(module: nn.Module, optimizer: str, learning_rate: float, meta: float, eps: float = 1e-8,

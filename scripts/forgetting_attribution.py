@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from plastic_rl.agents.continual_methods import policy_tensors  # noqa: E402 (after the path line above)
+
 #: group name -> patterns; the first group that matches a tensor's name takes it.
 DEFAULT_GROUPS: Dict[str, List[str]] = {
     "alpha": ["*plasticity.alpha"],
@@ -55,12 +57,6 @@ SKIPPED = ("critic.*", "value_head.*")  # the critics of ppo and a2c policies: t
 
 def _skipped(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in SKIPPED)
-
-
-def _policy_tensors(learner_state: Dict[str, Any]) -> Dict[str, torch.Tensor]:
-    """The policy's named tensors inside a learner state (ppo: the state dict; a2c: the exported policy's)."""
-    policy = learner_state["policy"]
-    return policy["state_dict"] if "state_dict" in policy else policy
 
 
 def assign_groups(names: List[str], groups: Dict[str, List[str]]) -> Dict[str, List[str]]:
@@ -88,7 +84,7 @@ def with_group_restored(final: Dict[str, Any], earlier: Dict[str, Any], tensors:
     :param normalization: also take ``earlier``'s VecNormalize statistics.
     """
     state = copy.deepcopy(final)
-    target, source = _policy_tensors(state), _policy_tensors(earlier)
+    target, source = policy_tensors(state), policy_tensors(earlier)
     for name in tensors:
         target[name] = source[name].clone()
     if normalization:
@@ -134,7 +130,7 @@ def attribute(run_dir: Path, groups: Dict[str, List[str]], episodes: Optional[in
     matrix = json.loads(summary_path.read_text())["matrix"]
     episodes = episodes or config.eval_episodes
     final = _load_stage(run_dir, n - 1)
-    members = assign_groups(list(_policy_tensors(final)), groups)
+    members = assign_groups(list(policy_tensors(final)), groups)
     has_normalization = final.get("normalization") is not None
     # (row name, tensors put back, whether the normalization statistics are put back): the same for every task
     candidates = [("nothing", [], False), *((g, m, False) for g, m in members.items())]
@@ -173,10 +169,10 @@ def sign_flips(run_dir: Path, grown: float) -> Dict[str, Any]:
     from plastic_rl.runs import CONFIG_FILE
 
     last = len(get_sequence(load_yaml(run_dir / CONFIG_FILE)["sequence"]).tasks) - 1
-    final = _policy_tensors(_load_stage(run_dir, last))
+    final = policy_tensors(_load_stage(run_dir, last))
     rows = []
     for stage in range(last):
-        earlier = _policy_tensors(_load_stage(run_dir, stage))
+        earlier = policy_tensors(_load_stage(run_dir, stage))
         for name, tensor in earlier.items():
             if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or _skipped(name):
                 continue

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from plastic_rl.agents.continual_methods import policy_tensors
 from plastic_rl.metaplastic import meta_for_name, metaplastic_factor
 from plastic_rl.runs import CHECKPOINT_FILE, RunDirError, load_checkpoint
 
@@ -66,9 +67,7 @@ def run_policy_weights(run_dir: Path) -> tuple[Dict[str, torch.Tensor], float, D
     # ``meta`` is kept in the config of an Adam run too; only MetaplasticAdam applies it.
     meta = float(config.get("meta") or 0.0) if config.get("optimizer") == "metaplastic" else 0.0
     meta_groups = dict(config.get("meta_groups") or {}) if meta else {}
-    policy = learner["policy"]
-    # PPO saves the policy's state dict itself; A2C and ES save an exported policy (kind, config, state_dict)
-    return policy.get("state_dict", policy), meta, meta_groups
+    return policy_tensors(learner), meta, meta_groups
 
 
 def main(argv: Optional[List[str]] = None) -> int:
