@@ -16,6 +16,7 @@ the same network with ``plastic=False``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import random
@@ -27,7 +28,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from plastic_rl.config import ConfigError, check_device, check_seed
 from plastic_rl.plasticity import MODULATIONS, RULES
@@ -122,6 +123,10 @@ class Config:
     ray_address: Optional[str] = None  # join this Ray cluster (e.g. "auto" or "ray://host:10001")
     device: str = "cpu"  # where the population and the policy forward run
     seed: int = 0  # seeds the initial policy, the search noise and the episodes
+    # Fine-tuning: start the search's center (and the observation normalization) from another ES run's center
+    # policy, a run folder or its checkpoint.pt, instead of a fresh random policy (e.g. a walker trained intact,
+    # searched on under leg failures). The policy fields must build the same network as that run's.
+    init_from: Optional[str] = None
 
     def __post_init__(self) -> None:
         # One sentence per mistake, naming the field and the allowed values.
@@ -166,6 +171,9 @@ class Config:
         if self.binary and (self.random_weights or (self.policy == "recurrent" and self.cell not in ("rnn", "lstm"))):
             raise ValueError("config field 'binary' needs learned fixed weights (random_weights: false) and, for the "
                              f"recurrent policy, cell rnn or lstm; got random_weights={self.random_weights!r}, cell={self.cell!r}.")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ValueError(f"config field 'init_from' must be the path of an ES run folder or its {CHECKPOINT_FILE}, or null; "
+                             f"got {self.init_from!r}.")
         check_seed(self.seed)
         check_device(self.device)
 
@@ -203,6 +211,37 @@ def init_ray(config: Config) -> bool:
     return True
 
 
+def load_init_policy(config: Config, policy: nn.Module) -> Tuple[Tensor, Optional[Dict[str, Any]]]:
+    """The flat parameters and observation statistics to start from: ``config.init_from``'s center policy.
+
+    :param config: the run's config (``init_from`` set).
+    :param policy: the network this run searches; the source's weights must fit it exactly.
+    """
+    source = Path(config.init_from)
+    path = source / CHECKPOINT_FILE if source.is_dir() else source
+    if not path.is_file():
+        raise ConfigError(f"config field 'init_from' must name an ES run folder (with a {CHECKPOINT_FILE}) or an ES "
+                          f"{CHECKPOINT_FILE}; {config.init_from!r} is neither.")
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT or "center_policy" not in checkpoint:
+        raise ConfigError(f"config field 'init_from' must name an ES run; {str(path)!r} is not an ES checkpoint ({CHECKPOINT_FORMAT}).")
+    state_dict = checkpoint["center_policy"]["state_dict"]
+    own = policy.state_dict()
+    if set(state_dict) != set(own) or any(state_dict[k].shape != own[k].shape for k in own):
+        raise ConfigError(
+            f"config field 'init_from': {str(path)!r} holds a {checkpoint['center_policy']['kind']} policy "
+            f"{dict(checkpoint['center_policy']['config'])!r} that does not fit this run's network; set the policy fields "
+            "(policy, hidden_sizes/width, plastic, modulation, rule, ...) and the env's observation size as that run's."
+        )
+    obs_norm = checkpoint.get("obs_norm")
+    if config.observation_normalization and obs_norm is None:
+        raise ConfigError(f"config field 'init_from': {str(path)!r} was trained without observation normalization; "
+                          "set observation_normalization: false to fine-tune it.")
+    initial = copy.deepcopy(policy)
+    initial.load_state_dict(state_dict)
+    return nn.utils.parameters_to_vector(initial.parameters()).detach(), obs_norm if config.observation_normalization else None
+
+
 def evaluate_center(config: Config, policy: nn.Module, obs_norm: Optional[Dict[str, Any]], generation: int) -> Tuple[float, float, int]:
     """``policy`` over ``config.center_eval_episodes`` training-distribution episodes: (mean fitness, mean env return, env steps).
 
@@ -231,19 +270,25 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Dict[str
     :param resume: continue ``run_dir`` from its checkpoint up to ``config.generations``.
     """
     obs_size, action_size = env_spaces(config.env_id, {**config.env_kwargs})  # validates env_id/env_kwargs before any file is written
+    torch.set_num_threads(1)  # ES parallelism is across actors; one thread each avoids oversubscription
+    _seed_everything(config.seed)
+    policy = build_policy(config, obs_size, action_size).to(config.device)
+    center_init, init_obs_norm = nn.utils.parameters_to_vector(policy.parameters()).detach(), None
+    resuming = resume and (Path(run_dir) / CHECKPOINT_FILE).is_file()  # then the checkpoint's center supersedes init_from
+    if config.init_from is not None and not resuming:  # checked before the run folder is written: a bad source leaves nothing
+        center_init, init_obs_norm = load_init_policy(config, policy)
     run = Run.open(run_dir, "es", config, resume=resume, resumable=RESUMABLE_FIELDS, files=(CURVE_FILE,),
                    step_name="generation")
     checkpoint = run.checkpoint
     if checkpoint is not None and checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise RunDirError(f"cannot resume {str(run.path)!r}: its {CHECKPOINT_FILE} is not an ES checkpoint ({CHECKPOINT_FORMAT}).")
-    torch.set_num_threads(1)  # ES parallelism is across actors; one thread each avoids oversubscription
     for name in ("evotorch", "evotorch.core"):  # EvoTorch logs every problem it builds at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
-    _seed_everything(config.seed)
-    policy = build_policy(config, obs_size, action_size).to(config.device)
     started_ray = init_ray(config)
     problem = make_problem(config, policy)
-    searcher = make_searcher(config, problem, nn.utils.parameters_to_vector(policy.parameters()).detach())
+    searcher = make_searcher(config, problem, center_init.to(config.device))
+    if checkpoint is None:
+        restore_obs_norm(problem, init_obs_norm)  # a fine-tuned policy keeps the statistics it was trained with
 
     generation, env_steps, eval_steps, wall_offset = 0, 0, 0, 0.0
     best_fitness, best_params = -math.inf, searcher_center(searcher)

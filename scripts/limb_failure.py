@@ -51,7 +51,7 @@ import numpy as np
 from plastic_rl.agents import es
 from plastic_rl.agents.es_policy import build_policy, env_spaces
 from plastic_rl.agents.evaluate import evaluate_run, parse_conditions, random_step_range
-from plastic_rl.config import yaml_mapping
+from plastic_rl.config import load_yaml, yaml_mapping
 from plastic_rl.policies import MLPActorCritic
 from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
 
@@ -93,7 +93,35 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
         "rules": es.Config(plastic=True, random_weights=True, rule="abcd", modulation="none",
                            stdev_init=args.rules_stdev_init, **common),
     }
+    for name, config in configs.items():
+        source = (getattr(args, "init_from", None) or {}).get((name, seed))
+        if source is not None:
+            configs[name] = fine_tune_config(config, source)
     return {name: configs[name] for name in args.variants}
+
+
+# The fields that make a run's network (and its input): a fine-tuned run takes them from the run it starts from.
+NETWORK_FIELDS = ("policy", "hidden_sizes", "width", "hidden_size", "cell", "modulation", "rule", "plastic", "alpha_scale",
+                  "random_weights", "binary", "binary_plasticity", "observation_normalization")
+
+
+def fine_tune_config(config: es.Config, source: str) -> es.Config:
+    """``config``'s search and failures, started from the ES run ``source`` (its network fields and its center policy).
+
+    :param config: the study's config of this variant and seed.
+    :param source: an ES run folder; its ``config.yaml`` gives the network (e.g. a 64-64 walker trained intact).
+    """
+    path = Path(source) / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(f"--init-from must name ES run folders (with a {CONFIG_FILE}); {source!r} has none.")
+    saved = load_yaml(path)
+    fields = {k: saved[k] for k in NETWORK_FIELDS if k in saved}
+    if "hidden_sizes" in fields:
+        fields["hidden_sizes"] = tuple(fields["hidden_sizes"])
+    env_kwargs = dict(config.env_kwargs)
+    if "include_cfrc_ext_in_observation" in saved.get("env_kwargs", {}):  # the observation size must be the source's
+        env_kwargs["include_cfrc_ext_in_observation"] = saved["env_kwargs"]["include_cfrc_ext_in_observation"]
+    return es.Config(**{**config.__dict__, **fields, "env_kwargs": env_kwargs, "init_from": str(source)})
 
 
 def train_or_resume(config: es.Config, run_dir: Path) -> Dict[str, Any]:
@@ -186,6 +214,10 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                         help="the training distribution of failures, as AntLegFailure-v0's failure_probs, e.g. "
                              "'{front_left: 0.25, front_right: 0.25, back_left: 0.25, back_right: 0.25}' for no intact "
                              "episodes (default: none 0.4, each leg 0.15)")
+    parser.add_argument("--init-from", nargs=3, action="append", metavar=("VARIANT", "SEED", "RUN"), default=None,
+                        help="fine-tune: start VARIANT's run of SEED from the ES run folder RUN (its network fields, center "
+                             "policy and observation statistics; e.g. a walker trained intact) instead of a random policy; "
+                             "repeat for each variant and seed (use another --output: the runs differ)")
     parser.add_argument("--failures", default=DEFAULT_FAILURES, help=f"evaluation conditions, as plastic-rl evaluate --failures (default {DEFAULT_FAILURES})")
     parser.add_argument("--episodes", type=int, default=5, help="evaluation episodes per condition")
     parser.add_argument("--policy", choices=["center", "best"], default="center",
@@ -207,10 +239,19 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         if args.training_failure_probs is None:
             parser.error("--training-failure-probs must be a mapping of outcomes ('none', a leg name, or leg names "
                          "joined by '+') to probabilities, e.g. '{front_left: 0.5, back_right: 0.5}'.")
+    if args.init_from is not None:
+        init_from = {}
+        for variant, seed, run in args.init_from:
+            if variant not in VARIANTS or not seed.lstrip("-").isdigit():
+                parser.error(f"--init-from takes VARIANT SEED RUN with VARIANT one of {', '.join(VARIANTS)} and SEED an "
+                             f"integer; got {variant!r} {seed!r}.")
+            init_from[(variant, int(seed))] = run
+        args.init_from = init_from
     try:
         conditions_wanted = list(parse_conditions(args.failures, 0, args.episode_length))
         # Builds the env once (env_spaces), which checks the training failure settings before anything is written.
-        variant_configs(args, args.seeds[0])
+        for seed in args.seeds:
+            variant_configs(args, seed)
     except ValueError as err:
         parser.error(str(err))
     out = Path(args.output)
@@ -287,6 +328,11 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         f"Velocity kept is left out for a run slower than {args.min_walking_velocity:g} m/s intact (a ratio of near-zero "
         "distances); runs that walk: " + ", ".join(f"{v} {sum(walking.get(f'{v}-seed{s}', False) for s in args.seeds)}/{len(args.seeds)}"
                                                    for v in variants) + ".",
+    ]
+    if args.init_from:
+        lines.append("Fine-tuned (the generations above come on top of these runs' own search): " + ", ".join(
+            f"{v}-seed{s} from {run}" for (v, s), run in sorted(args.init_from.items()) if v in variants and s in args.seeds) + ".")
+    lines += [
         "",
         "| condition | " + " | ".join(f"{v} velocity" for v in variants) + " | " + " | ".join(f"{v} kept" for v in variants)
         + " | " + " | ".join(f"{v} falls" for v in variants) + " |",
@@ -317,7 +363,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buffer.getvalue())
     atomic_write_text(out / "table.md", text + "\n")
-    result = {"args": vars(args), "budget": budget, "walking": walking, "table": table, "goal": goal, "wall_time": wall}
+    recorded_args = {**vars(args), "init_from": {f"{v}-seed{s}": run for (v, s), run in (args.init_from or {}).items()} or None}
+    result = {"args": recorded_args, "budget": budget, "walking": walking, "table": table, "goal": goal, "wall_time": wall}
     atomic_write_json(out / "summary.json", result)
     plot_training(out / "training.png", {f"{v}-seed{seed}": out / f"{v}-seed{seed}" for seed in args.seeds for v in variants})
     return result

@@ -386,3 +386,38 @@ def test_alpha_scale_reaches_every_plastic_layer_and_its_export(tmp_path):
     es.train(config, tmp_path / "run")
     run = load_quadruped_run(tmp_path / "run", "center_policy")
     assert all(m.alpha_scale == 0.1 for m in run["policy"].modules() if hasattr(m, "effective_alpha"))
+
+
+def test_init_from_starts_the_search_at_another_runs_center_and_obs_stats(tmp_path):
+    source, tuned = tmp_path / "source", tmp_path / "tuned"
+    es.train(tiny_config(), source)
+    origin = torch.load(source / CHECKPOINT_FILE, weights_only=True)
+    # A zero step and a fixed σ keep the center where it started: it must be the source's center, not a fresh policy.
+    config = tiny_config(generations=1, seed=11, init_from=str(source), center_learning_rate=0.0, stdev_learning_rate=0.0,
+                         env_kwargs={"failed_legs": ["front_left"]})
+    es.train(config, tuned)
+    after = torch.load(tuned / CHECKPOINT_FILE, weights_only=True)
+    assert torch.equal(after["searcher"]["distribution"]["mu"], origin["searcher"]["distribution"]["mu"])
+    fresh = tiny_config(generations=1, seed=11, center_learning_rate=0.0, stdev_learning_rate=0.0)
+    es.train(fresh, tmp_path / "fresh")
+    fresh_mu = torch.load(tmp_path / "fresh" / CHECKPOINT_FILE, weights_only=True)["searcher"]["distribution"]["mu"]
+    assert not torch.equal(fresh_mu, origin["searcher"]["distribution"]["mu"])
+    # The observation statistics go on from the source's (its count plus this generation's observations).
+    assert after["obs_norm"]["count"] > origin["obs_norm"]["count"]
+    # A checkpoint file works as well as its folder, and a resume ignores init_from (the checkpoint's center wins).
+    es.train(tiny_config(generations=1, init_from=str(source / CHECKPOINT_FILE)), tmp_path / "by_file")
+    es.train(tiny_config(generations=2, seed=11, init_from=str(source), center_learning_rate=0.0, stdev_learning_rate=0.0,
+                         env_kwargs={"failed_legs": ["front_left"]}), tuned, resume=True)
+    assert torch.load(tuned / CHECKPOINT_FILE, weights_only=True)["generation"] == 2
+
+
+@pytest.mark.parametrize("source_overrides, words", [(None, "neither"), ({"plastic": False}, "does not fit this run's network")])
+def test_init_from_a_bad_source_is_refused_before_anything_is_written(tmp_path, source_overrides, words):
+    source = tmp_path / "source"
+    if source_overrides is not None:
+        es.train(tiny_config(generations=1, **source_overrides), source)
+    with pytest.raises(es.ConfigError, match=words):
+        es.train(tiny_config(generations=1, init_from=str(source)), tmp_path / "tuned")
+    assert not (tmp_path / "tuned").exists()
+    with pytest.raises(ValueError, match="'init_from' must be"):
+        tiny_config(init_from="")

@@ -158,9 +158,31 @@ def test_pre_failure_weight_and_training_failure_probs_reach_the_training_env(sc
     (["--training-failure-step", "random", "--pre-failure-reward-weight", "2"], "pre_failure_reward_weight must be a number from 0 to 1"),
     (["--training-failure-probs", "[0.5, 0.5]"], "--training-failure-probs must be a mapping of outcomes"),
     (["--training-failure-probs", "{front_left: 0.5, tail: 0.5}"], "failure_probs"),
+    (["--init-from", "walker", "0", "."], "--init-from takes VARIANT SEED RUN"),
+    (["--init-from", "static", "0", "no/such/run"], "--init-from must name ES run folders"),
 ])
 def test_bad_training_failure_settings_exit_2_and_write_nothing(script, tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         script.main([*argv, "--output", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_init_from_fine_tunes_a_given_run_with_its_network(script, tmp_path):
+    from plastic_rl.agents import es
+    from plastic_rl.config import load_yaml
+
+    source = tmp_path / "walker"
+    # A 6-unit static walker without contact forces: not the study's widened twin, so its fields must be taken over.
+    es.train(es.Config(plastic=False, hidden_sizes=(6,), episode_length=20, popsize=4, generations=1, center_eval_episodes=0,
+                       env_kwargs={"failed_legs": [], "include_cfrc_ext_in_observation": False}), source)
+    out = tmp_path / "limb"
+    result = script.main(["--generations", "1", "--popsize", "4", "--episode-length", "20", "--seeds", "0", "--hidden-sizes", "8",
+                          "--episodes", "1", "--variants", "static", "--failures", "none,front_left",
+                          "--init-from", "static", "0", str(source), "--output", str(out)])
+    saved = load_yaml(out / "static-seed0" / "config.yaml")
+    assert saved["init_from"] == str(source) and saved["hidden_sizes"] == [6] and saved["width"] is None
+    assert saved["env_kwargs"]["include_cfrc_ext_in_observation"] is False and saved["env_kwargs"]["failed_legs"] == "random"
+    assert result["budget"]["static-seed0"]["parameters"] == 27 * 6 + 6 + 6 * 8 + 8
+    assert result["args"]["init_from"] == {"static-seed0": str(source)}
+    assert f"static-seed0 from {source}" in (out / "table.md").read_text()
