@@ -19,9 +19,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from plastic_rl.envs.quadruped import LEG_NAMES
 from plastic_rl.runs import atomic_write_text
-
-SINGLE_LEGS = ("front_left", "front_right", "back_left", "back_right")
 
 
 def policy_row(conditions: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
@@ -31,12 +30,12 @@ def policy_row(conditions: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """
     if "intact" not in conditions:
         raise ValueError("the report has no 'intact' condition: evaluate with --failures including none (e.g. all or full).")
-    singles = [name for name in conditions if name.split("@")[0] in SINGLE_LEGS]
+    singles = [name for name in conditions if name.split("@")[0] in LEG_NAMES]
     kept = [conditions[n].get("velocity_retention") for n in singles]
     kept = [k for k in kept if k is not None and np.isfinite(k)]
     return {
         "intact": conditions["intact"]["mean_forward_velocity"],
-        "from_start": [conditions[leg]["mean_forward_velocity"] if leg in conditions else None for leg in SINGLE_LEGS],
+        "from_start": [conditions[leg]["mean_forward_velocity"] if leg in conditions else None for leg in LEG_NAMES],
         "kept_mean": float(np.mean(kept)) if kept else None,
         "kept_worst": float(np.min(kept)) if kept else None,
         "single_leg_conditions": len(singles),

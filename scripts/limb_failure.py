@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -52,12 +53,13 @@ from plastic_rl.agents import es
 from plastic_rl.agents.es_policy import build_policy, env_spaces
 from plastic_rl.agents.evaluate import evaluate_run, parse_conditions, random_step_range
 from plastic_rl.config import load_yaml, yaml_mapping
+from plastic_rl.envs.quadruped import LEG_NAMES
 from plastic_rl.policies import MLPActorCritic
 from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
 
 VARIANTS = ("static", "plastic", "rules")
 DEFAULT_FAILURES = "all,random,pairs,weak:0.5"
-SINGLE_LEGS = ("front_left", "front_right", "back_left", "back_right")
+SINGLE_LEGS = LEG_NAMES  # the conditions in which one leg fails completely are named by the leg
 
 
 def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]:
@@ -121,7 +123,7 @@ def fine_tune_config(config: es.Config, source: str) -> es.Config:
     env_kwargs = dict(config.env_kwargs)
     if "include_cfrc_ext_in_observation" in saved.get("env_kwargs", {}):  # the observation size must be the source's
         env_kwargs["include_cfrc_ext_in_observation"] = saved["env_kwargs"]["include_cfrc_ext_in_observation"]
-    return es.Config(**{**config.__dict__, **fields, "env_kwargs": env_kwargs, "init_from": str(source)})
+    return dataclasses.replace(config, **fields, env_kwargs=env_kwargs, init_from=str(source))
 
 
 def train_or_resume(config: es.Config, run_dir: Path) -> Dict[str, Any]:
