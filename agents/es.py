@@ -58,6 +58,7 @@ from plastic_rl.agents.es_search import (
 ALGORITHMS = ("pgpe", "cmaes", "snes", "cem", "openai-es")
 POLICY_KINDS = ("mlp", "recurrent")
 CELLS = ("rnn", "lstm", "spiking")
+SHARED_EPISODES = ("none", "pairs", "generation")
 CHECKPOINT_FORMAT = "plastic-rl/es-checkpoint-v1"
 CURVE_FILE = "fitness.png"
 METRIC_FIELDS = (
@@ -117,6 +118,11 @@ class Config:
     center_learning_rate: Optional[float] = None  # pgpe: ClipUp step (default 0.01); openai-es: Adam lr (default 0.01); snes: NES default
     stdev_learning_rate: Optional[float] = None  # pgpe: 0.1; snes: NES default; openai-es: fixed σ (always 0)
     center_eval_episodes: int = 1  # episodes run each generation to report the center's fitness (0 = skip)
+    # Which population members run the same episodes (Ant's start noise and, under random failures, the same
+    # drawn leg and step): none (each member its own), pairs (each ± pair of pgpe/openai-es: common random
+    # numbers, so a pair's fitness difference is the perturbation's and not the episode's), or generation
+    # (every member of a generation the same episodes; the next generation draws new ones).
+    shared_episodes: str = "none"
 
     # --- compute
     num_actors: int = 0  # Ray actors evaluating the population (0 or 1 = this process)
@@ -159,6 +165,13 @@ class Config:
             raise ValueError(f"config field 'decrease_rewards_by' must be a finite number or null; got {self.decrease_rewards_by!r}.")
         if self.num_actors < 0:
             raise ValueError(f"config field 'num_actors' must be >= 0 (0 or 1 = this process); got {self.num_actors}.")
+        _check_choice("shared_episodes", self.shared_episodes, SHARED_EPISODES)
+        if self.shared_episodes == "pairs" and self.algorithm not in ("pgpe", "openai-es"):
+            raise ValueError(f"config field 'shared_episodes' can be 'pairs' only with pgpe or openai-es (samples in ± pairs); "
+                             f"got algorithm {self.algorithm!r}.")
+        if self.shared_episodes == "pairs" and self.num_actors > 1 and self.popsize % (2 * self.num_actors):
+            raise ValueError(f"config field 'popsize' must be a multiple of 2 x num_actors ({2 * self.num_actors}) with "
+                             f"shared_episodes: pairs, so that no ± pair is split between actors; got {self.popsize}.")
         if self.center_eval_episodes < 0:
             raise ValueError(f"config field 'center_eval_episodes' must be >= 0; got {self.center_eval_episodes}.")
         if not isinstance(self.env_kwargs, dict):

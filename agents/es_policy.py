@@ -223,6 +223,7 @@ def make_problem(config: "Config", policy: nn.Module):
         device=config.device,
         num_actors=config.num_actors if config.num_actors > 1 else None,
         policy_factory=PopulationPolicy,
+        shared_episodes=config.shared_episodes,
     )
 
 

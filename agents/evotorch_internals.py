@@ -30,11 +30,12 @@ PRIVATE_ATTRIBUTES = {
     "CMA-ES": ("m", "sigma", "C", "A", "p_c", "p_sigma", "last_ex", "_steps_count"),
     "RunningNorm": ("_sum", "_sum_of_squares", "_count"),
     "VecGymNE": ("_policy", "_get_env", "_evaluate_subbatch", "_make_sync_data_for_actors", "_use_sync_data_from_main"),
+    "EvoTorch SyncVectorEnv": ("_SyncVectorEnv__envs",),
 }
 
 
 class PopulationVecGymNE(VecGymNE):
-    """``VecGymNE`` with two changes: a custom policy object and per-evaluation env seeds.
+    """``VecGymNE`` with three changes: a custom policy object, per-evaluation env seeds, shared episodes.
 
     - ``policy_factory(net)`` replaces EvoTorch's ``Policy`` (plastic-rl's
       :class:`~plastic_rl.agents.es_policy.PopulationPolicy`: the whole population in one
@@ -45,12 +46,20 @@ class PopulationVecGymNE(VecGymNE):
       rebuilds the env and would draw other episodes. Seeding per evaluation makes the
       episodes of generation g a function of (seed, g) only, so a resume is bit-identical
       to an unbroken run without pickling every sub-env's generator.
+    - ``shared_episodes``: "pairs" gives the two members of each ± pair (rows 2k and
+      2k + 1 of a symmetric population) one seed, "generation" gives every member one
+      seed (across Ray actors too), so they run the same episodes: the same start noise,
+      the same drawn failure (common random numbers); "none" seeds every sub-env apart.
     """
 
-    def __init__(self, *args, policy_factory: Optional[Callable[[torch.nn.Module], Any]] = None, **kwargs) -> None:
+    def __init__(self, *args, policy_factory: Optional[Callable[[torch.nn.Module], Any]] = None,
+                 shared_episodes: str = "none", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if policy_factory is not None:
             self._policy = policy_factory(self._policy.wrapped_module)
+        if shared_episodes not in ("none", "pairs", "generation"):
+            raise ValueError(f"shared_episodes must be one of none, pairs, generation; got {shared_episodes!r}.")
+        self._shared_episodes = shared_episodes
         self._evaluation_seed: Optional[int] = None  # set in Ray actors before each evaluation
 
     # With Ray actors, the main process sends a seed drawn from its (per-generation seeded)
@@ -79,8 +88,28 @@ class PopulationVecGymNE(VecGymNE):
         # Draw the seed before _get_env: building the env (first evaluation only, so not after a
         # resume's rebuild in the unbroken run) consumes a draw of its own.
         seed = random.randint(0, 2**32 - 1)
-        self._get_env(len(batch)).seed(seed)  # consumed by the reset at the start of the evaluation
+        env = self._get_env(len(batch))
+        if self._shared_episodes == "none":
+            env.seed(seed)  # consumed by the reset at the start of the evaluation
+        else:
+            if self._shared_episodes == "generation" and self.is_remote and self._evaluation_seed is not None:
+                seed = self._evaluation_seed  # the same in every actor: the whole generation shares its episodes
+            seed_shared_episodes(env, seed, group=2 if self._shared_episodes == "pairs" else env.num_envs)
         super()._evaluate_subbatch(batch)
+
+
+def seed_shared_episodes(env, seed: int, group: int) -> None:
+    """Seed sub-env i of EvoTorch's vector env with the (i // group)-th seed drawn from ``seed``.
+
+    Each sub-env is reset with its seed here; the reset at the start of the evaluation then
+    draws (start noise, failure) from generators in the same state within a group. The vector
+    env's own pending seed is cleared first, or that reset would reseed every sub-env apart.
+    """
+    env.seed(None)
+    sub_envs = env.unwrapped._SyncVectorEnv__envs
+    seeds = np.random.RandomState(seed % 2**32).randint(0, 2**32, -(-len(sub_envs) // group))
+    for i, sub_env in enumerate(sub_envs):
+        sub_env.reset(seed=int(seeds[i // group]))
 
 
 def searcher_mean_stdev(searcher) -> float:

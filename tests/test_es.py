@@ -421,3 +421,52 @@ def test_init_from_a_bad_source_is_refused_before_anything_is_written(tmp_path, 
     assert not (tmp_path / "tuned").exists()
     with pytest.raises(ValueError, match="'init_from' must be"):
         tiny_config(init_from="")
+
+
+@pytest.mark.parametrize("shared", ["none", "pairs", "generation"])
+def test_shared_episodes_give_the_members_that_share_them_the_same_episodes(shared):
+    # Six copies of one policy on random leg failures with Ant's start noise: a member's fitness is then a
+    # function of its episode only, so equal fitness <=> same episode (start noise and drawn failure).
+    from evotorch import SolutionBatch
+
+    config = tiny_config(popsize=6, shared_episodes=shared)
+    policy = strongly_plastic_policy(config)
+    problem = es.make_problem(config, policy)
+    batch = SolutionBatch(problem, popsize=6, empty=True)
+    batch.access_values()[:] = torch.nn.utils.parameters_to_vector(policy.parameters())
+    es._seed_everything(0)
+    problem.evaluate(batch)
+    fitness = batch.evals[:, 0].tolist()
+    distinct = len(set(fitness))
+    if shared == "none":
+        assert distinct == 6
+    elif shared == "pairs":
+        assert fitness[0] == fitness[1] and fitness[2] == fitness[3] and fitness[4] == fitness[5]
+        assert distinct == 3
+    else:
+        assert distinct == 1
+    # The next evaluation draws new episodes.
+    problem.evaluate(batch)
+    assert batch.evals[0, 0].item() != fitness[0]
+
+
+def test_shared_episodes_bad_values_name_the_field():
+    with pytest.raises(ValueError, match="'shared_episodes' must be one of none, pairs, generation; got 'all'"):
+        es.Config(shared_episodes="all")
+    with pytest.raises(ValueError, match="'shared_episodes' can be 'pairs' only with pgpe or openai-es"):
+        es.Config(shared_episodes="pairs", algorithm="cmaes")
+    with pytest.raises(ValueError, match=r"'popsize' must be a multiple of 2 x num_actors \(4\)"):
+        es.Config(shared_episodes="pairs", num_actors=2, popsize=6)
+
+
+@pytest.mark.parametrize("algorithm", ["pgpe", "openai-es"])
+def test_symmetric_populations_hold_each_pair_in_rows_2k_and_2k_plus_1(algorithm):
+    # shared_episodes: pairs relies on this layout of EvoTorch's symmetric sampling.
+    config = tiny_config(algorithm=algorithm, popsize=6, env_kwargs=DETERMINISTIC_ENV, episode_length=3)
+    policy = es.build_policy(config, 105, 8)
+    center = torch.nn.utils.parameters_to_vector(policy.parameters()).detach()
+    searcher = es.make_searcher(config, es.make_problem(config, policy), center)
+    searcher.step()
+    values = searcher.population.values.detach()
+    torch.testing.assert_close(values[0::2] + values[1::2], 2 * center.expand(3, -1), atol=1e-5, rtol=0)
+    assert not torch.allclose(values[0::2] + values[2:3], 2 * center.expand(3, -1), atol=1e-5)

@@ -52,3 +52,12 @@ def test_running_norm_private_attributes_exist():
     norm = RunningNorm(shape=(3,), dtype=torch.float64)
     norm.update(torch.randn(5, 3, dtype=torch.float64))
     assert _missing(norm, evotorch_internals.PRIVATE_ATTRIBUTES["RunningNorm"]) == []
+
+
+def test_vector_env_sub_envs_attribute_exists():
+    # shared_episodes seeds each sub-env of EvoTorch's vector env through this attribute.
+    config = es.Config(**CONFIG)
+    problem = es.make_problem(config, es.build_policy(config, 105, 8))
+    env = problem._get_env(4)
+    assert _missing(env.unwrapped, evotorch_internals.PRIVATE_ATTRIBUTES["EvoTorch SyncVectorEnv"]) == []
+    assert len(env.unwrapped._SyncVectorEnv__envs) == 4
