@@ -6,7 +6,9 @@ each member ran. This script holds the first fixed and redraws the second: for e
 one symmetric population around c (σ from the run, or ``--stdev``), evaluates it twice on independent
 episodes, turns each evaluation into PGPE's direction Σ_k (u(f⁺_k) − u(f⁻_k)) ε_k (u: EvoTorch's centered
 ranks, as PGPE ranks), and reports the cosine between the two directions. 1 means the episodes do not
-matter; near 0 means the step is mostly the episodes drawn. It does so for each ``shared_episodes`` mode
+matter; near 0 means the step is mostly the episodes drawn. This cosine hardly changes with the popsize
+(signal and episode noise both add up over the members); the cosine between directions of different
+repeats (new ε, new episodes: two independent steps from c) does, and is reported too. It does so for each ``shared_episodes`` mode
 (``none``: every member its own episode; ``pairs``: common random numbers for each ± pair), so one can
 see whether common random numbers make the step repeatable; ``--popsize`` and ``--num-episodes`` show
 what more members or more episodes per member buy.
@@ -81,7 +83,7 @@ def measure(point: Dict[str, Any], mode: str, popsize: int, repeats: int, seed: 
     problem = make_problem(config, point["policy"])
     center = point["center"]
     sigma = torch.full_like(center, stdev) if stdev is not None else point["sigma"]
-    cosines, correlations, episode_shares, means = [], [], [], []
+    cosines, correlations, episode_shares, means, directions = [], [], [], [], []
     for r in range(repeats):
         generator = torch.Generator().manual_seed(seed * 1_000 + r)  # the same ε for every mode
         epsilon = torch.randn(popsize // 2, center.numel(), generator=generator) * sigma
@@ -90,13 +92,21 @@ def measure(point: Dict[str, Any], mode: str, popsize: int, repeats: int, seed: 
         f2 = evaluate(problem, values, point["obs_norm"], episode_seed=seed * 1_000 + 2 * r + 1)
         g1, g2 = pgpe_direction(values, f1, center), pgpe_direction(values, f2, center)
         cosines.append(float(torch.nn.functional.cosine_similarity(g1, g2, dim=0)))
+        directions.append((g1, g2))
         for f in (f1, f2):
             correlations.append(float(np.corrcoef(f[0::2].numpy(), f[1::2].numpy())[0, 1]))
         episode_shares.append(float((f1 - f2).var() / 2 / torch.cat([f1, f2]).var()))
         means.append(float(torch.cat([f1, f2]).mean()))
         print(f"  {mode}: repeat {r + 1}/{repeats}  cos {cosines[-1]:+.2f}  corr(f+, f-) {correlations[-1]:+.2f}  "
               f"episode share {episode_shares[-1]:.2f}  mean fitness {means[-1]:.1f}", flush=True)
-    return {"cosine": cosines, "cosine_mean": float(np.mean(cosines)), "pair_correlation": correlations,
+    # Directions from different repeats share neither ε nor episodes: their cosine is what two independent
+    # steps from c have in common (near |s|² / (|s|² + |noise|²) for a true direction s), and it grows with popsize.
+    independent = [float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+                   for r in range(len(directions)) for q in range(r + 1, len(directions))
+                   for a in directions[r] for b in directions[q]]
+    return {"cosine": cosines, "cosine_mean": float(np.mean(cosines)),
+            "cosine_independent": independent, "cosine_independent_mean": float(np.mean(independent)) if independent else None,
+            "pair_correlation": correlations,
             "pair_correlation_mean": float(np.mean(correlations)), "episode_variance_share": episode_shares,
             "episode_variance_share_mean": float(np.mean(episode_shares)), "mean_fitness": float(np.mean(means))}
 
@@ -140,7 +150,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                               "stdev_mean": float(args.stdev if args.stdev is not None else point["sigma"].mean())}
     for mode in args.modes:
         result[mode] = measure(point, mode, args.popsize, args.repeats, args.seed, args.stdev)
-        print(f"{mode}: cos {result[mode]['cosine_mean']:+.2f}  corr(f+, f-) {result[mode]['pair_correlation_mean']:+.2f}  "
+        independent = result[mode]["cosine_independent_mean"]
+        print(f"{mode}: cos {result[mode]['cosine_mean']:+.2f}  independent steps "
+              f"{'n/a (one repeat)' if independent is None else f'{independent:+.3f}'}  corr(f+, f-) {result[mode]['pair_correlation_mean']:+.2f}  "
               f"episode share of fitness variance {result[mode]['episode_variance_share_mean']:.2f}", flush=True)
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

@@ -84,7 +84,7 @@ def variant_configs(args: argparse.Namespace, seed: int) -> Dict[str, es.Config]
         algorithm=args.algorithm, popsize=args.popsize, generations=args.generations, episode_length=args.episode_length,
         seed=seed, hidden_sizes=tuple(args.hidden_sizes), num_actors=args.num_actors, env_kwargs=env_kwargs,
         center_learning_rate=args.center_learning_rate, decrease_rewards_by=args.decrease_rewards_by,
-        shared_episodes=getattr(args, "shared_episodes", "none"),
+        shared_episodes=getattr(args, "shared_episodes", "none"), num_episodes=getattr(args, "num_episodes", 1),
     )
     plastic = es.Config(plastic=True, modulation=args.plastic_modulation, rule=args.plastic_rule, stdev_init=args.stdev_init,
                         alpha_scale=args.alpha_scale, **common)
@@ -217,6 +217,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                         help="the training distribution of failures, as AntLegFailure-v0's failure_probs, e.g. "
                              "'{front_left: 0.25, front_right: 0.25, back_left: 0.25, back_right: 0.25}' for no intact "
                              "episodes (default: none 0.4, each leg 0.15)")
+    parser.add_argument("--num-episodes", type=int, default=1,
+                        help="training episodes per sample, fitness = their mean (default 1; use another --output)")
     parser.add_argument("--shared-episodes", choices=es.SHARED_EPISODES, default="none",
                         help="which population members run the same episodes (start noise and drawn failure): none "
                              "(default), pairs (each ± pair: common random numbers) or generation (use another --output)")

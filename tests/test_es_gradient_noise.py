@@ -28,12 +28,15 @@ def test_deterministic_episodes_give_the_same_step_twice(load_script, tiny_runs,
     # same fitness and the same direction (cosine 1) in every mode; nothing comes from the episodes.
     script = load_script("es_gradient_noise")
     out = tmp_path / "noise.json"
-    assert script.main([tiny_runs["deterministic"], "--popsize", "6", "--repeats", "1", "--stdev", "0.5",
+    assert script.main([tiny_runs["deterministic"], "--popsize", "6", "--repeats", "2", "--stdev", "0.5",
                         "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     for mode in ("none", "pairs"):
-        assert result[mode]["cosine_mean"] == pytest.approx(1.0, abs=1e-5)
+        assert result[mode]["cosine"] == pytest.approx([1.0, 1.0], abs=1e-5)
         assert result[mode]["episode_variance_share_mean"] == pytest.approx(0.0, abs=1e-9)
+        # Another repeat draws other perturbations: its direction is another one (4 cross pairs of 2 x 2).
+        assert len(result[mode]["cosine_independent"]) == 4
+        assert result[mode]["cosine_independent_mean"] < 0.99
 
 
 def test_random_episodes_make_the_fitness_depend_on_the_episode(load_script, tiny_runs, tmp_path):
