@@ -54,11 +54,11 @@ from plastic_rl.agents.es_search import (
     searcher_mean_stdev,
     searcher_state,
 )
+from plastic_rl.agents.evotorch_internals import SHARED_EPISODES
 
 ALGORITHMS = ("pgpe", "cmaes", "snes", "cem", "openai-es")
 POLICY_KINDS = ("mlp", "recurrent")
 CELLS = ("rnn", "lstm", "spiking")
-SHARED_EPISODES = ("none", "pairs", "generation")
 CHECKPOINT_FORMAT = "plastic-rl/es-checkpoint-v1"
 CURVE_FILE = "fitness.png"
 METRIC_FIELDS = (

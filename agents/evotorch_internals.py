@@ -34,6 +34,10 @@ PRIVATE_ATTRIBUTES = {
 }
 
 
+#: Which population members run the same episodes (``es.Config.shared_episodes``).
+SHARED_EPISODES = ("none", "pairs", "generation")
+
+
 class PopulationVecGymNE(VecGymNE):
     """``VecGymNE`` with three changes: a custom policy object, per-evaluation env seeds, shared episodes.
 
@@ -57,8 +61,8 @@ class PopulationVecGymNE(VecGymNE):
         super().__init__(*args, **kwargs)
         if policy_factory is not None:
             self._policy = policy_factory(self._policy.wrapped_module)
-        if shared_episodes not in ("none", "pairs", "generation"):
-            raise ValueError(f"shared_episodes must be one of none, pairs, generation; got {shared_episodes!r}.")
+        if shared_episodes not in SHARED_EPISODES:
+            raise ValueError(f"shared_episodes must be one of {', '.join(SHARED_EPISODES)}; got {shared_episodes!r}.")
         self._shared_episodes = shared_episodes
         self._evaluation_seed: Optional[int] = None  # set in Ray actors before each evaluation
 

@@ -8,7 +8,7 @@ episodes, turns each evaluation into PGPE's direction Σ_k (u(f⁺_k) − u(f⁻
 ranks, as PGPE ranks), and reports the cosine between the two directions. 1 means the episodes do not
 matter; near 0 means the step is mostly the episodes drawn. This cosine hardly changes with the popsize
 (signal and episode noise both add up over the members); the cosine between directions of different
-repeats (new ε, new episodes: two independent steps from c) does, and is reported too. It does so for each ``shared_episodes`` mode
+repeats (new ε, new episodes: two independent steps from c) should, and is reported too. It does so for each ``shared_episodes`` mode
 (``none``: every member its own episode; ``pairs``: common random numbers for each ± pair), so one can
 see whether common random numbers make the step repeatable; ``--popsize`` and ``--num-episodes`` show
 what more members or more episodes per member buy.
@@ -100,7 +100,7 @@ def measure(point: Dict[str, Any], mode: str, popsize: int, repeats: int, seed: 
         print(f"  {mode}: repeat {r + 1}/{repeats}  cos {cosines[-1]:+.2f}  corr(f+, f-) {correlations[-1]:+.2f}  "
               f"episode share {episode_shares[-1]:.2f}  mean fitness {means[-1]:.1f}", flush=True)
     # Directions from different repeats share neither ε nor episodes: their cosine is what two independent
-    # steps from c have in common (near |s|² / (|s|² + |noise|²) for a true direction s), and it grows with popsize.
+    # steps from c have in common (near |s|² / (|s|² + |noise|²) for a true direction s, which in theory grows with popsize).
     independent = [float(torch.nn.functional.cosine_similarity(a, b, dim=0))
                    for r in range(len(directions)) for q in range(r + 1, len(directions))
                    for a in directions[r] for b in directions[q]]
