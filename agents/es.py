@@ -34,7 +34,7 @@ from plastic_rl.config import ConfigError, check_device, check_seed
 from plastic_rl.plasticity import MODULATIONS, RULES
 from plastic_rl.policies import export_policy
 from plastic_rl.runs import (
-    CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, Run, RunDirError, atomic_write_json, load_checkpoint, plot_curves, read_metrics,
+    CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, Run, RunDirError, atomic_write_json, load_checkpoint, plot_curves, read_metrics,
 )
 
 from plastic_rl.agents.es_policy import (
@@ -441,8 +441,25 @@ def write_summary(run_dir: str | Path, config: Config) -> Dict[str, Any]:
     return summary
 
 
+def train_or_resume(config: Config, run_dir: str | Path) -> Dict[str, Any]:
+    """Train ``config`` into ``run_dir``, resuming it (to ``config.generations``) if a checkpoint is already there.
+
+    A run already at ``config.generations`` or beyond is not trained again: only its summary is rewritten.
+    This is how the study scripts run long searches in pieces: the same command, run again, goes on.
+
+    :param config: the run's config.
+    :param run_dir: its folder.
+    """
+    run_dir = Path(run_dir)
+    resume = (run_dir / CONFIG_FILE).is_file()  # train() starts a run killed before its first checkpoint over
+    if (run_dir / CHECKPOINT_FILE).is_file() and int(load_checkpoint(run_dir / CHECKPOINT_FILE)["generation"]) >= config.generations:
+        return write_summary(run_dir, config)
+    return train(config, run_dir, resume=resume)
+
+
 __all__ = [
     "ALGORITHMS", "Config", "EvoTorchPolicy", "PopulationPolicy", "build_policy", "env_spaces", "make_problem",
     "make_searcher", "searcher_center", "searcher_mean_stdev", "searcher_state", "restore_searcher_state",
-    "obs_norm_state", "restore_obs_norm", "policy_with", "init_ray", "train", "write_summary",
+    "obs_norm_state", "restore_obs_norm", "policy_with", "init_ray", "train", "train_or_resume", "write_summary",
 ]
+

@@ -50,12 +50,13 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from plastic_rl.agents import es
+from plastic_rl.agents.es import train_or_resume
 from plastic_rl.agents.es_policy import build_policy, env_spaces
 from plastic_rl.agents.evaluate import evaluate_run, parse_conditions, random_step_range
 from plastic_rl.config import load_yaml, yaml_mapping
 from plastic_rl.envs.quadruped import LEG_NAMES
 from plastic_rl.policies import MLPActorCritic
-from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, atomic_write_text, load_checkpoint, read_metrics
+from plastic_rl.runs import CONFIG_FILE, atomic_write_json, atomic_write_text, read_metrics
 
 VARIANTS = ("static", "plastic", "rules")
 DEFAULT_FAILURES = "all,random,pairs,weak:0.5"
@@ -125,18 +126,6 @@ def fine_tune_config(config: es.Config, source: str) -> es.Config:
     if "include_cfrc_ext_in_observation" in saved.get("env_kwargs", {}):  # the observation size must be the source's
         env_kwargs["include_cfrc_ext_in_observation"] = saved["env_kwargs"]["include_cfrc_ext_in_observation"]
     return dataclasses.replace(config, **fields, env_kwargs=env_kwargs, init_from=str(source))
-
-
-def train_or_resume(config: es.Config, run_dir: Path) -> Dict[str, Any]:
-    """Train ``config`` into ``run_dir``, resuming (to ``config.generations``) if a checkpoint is already there.
-
-    :param config: the run's config.
-    :param run_dir: its folder.
-    """
-    resume = (run_dir / CONFIG_FILE).is_file()  # es.train starts a run killed before its first checkpoint over
-    if (run_dir / CHECKPOINT_FILE).is_file() and int(load_checkpoint(run_dir / CHECKPOINT_FILE)["generation"]) >= config.generations:
-        return es.write_summary(run_dir, config)
-    return es.train(config, run_dir, resume=resume)
 
 
 def reusable_evaluation(path: Path, expected: Dict[str, Any], conditions: List[str]) -> Optional[Dict[str, Any]]:
