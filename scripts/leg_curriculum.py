@@ -11,6 +11,7 @@ This script spends the search where the policy is weakest and keeps the others i
    leg as a share of the intact distance on the same episodes), and normalise into ``failure_probs``;
 3. fine-tune ``--generations-per-round`` generations from that policy with those probabilities
    (a fresh search from its center, as ``scripts/limb_failure.py --init-from``), and repeat.
+   ``--intact-share P`` keeps intact episodes (no leg fails) in the draw with probability P.
 
     python scripts/leg_curriculum.py results/limb_failure_ft_legs_240/static-seed0 --rounds 2 \\
         --generations-per-round 40 --output results/limb_failure_ft_curriculum/static-seed0
@@ -40,21 +41,26 @@ from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, loa
 CURRICULUM_FILE = "curriculum.json"
 
 
-def leg_weights(kept: Mapping[str, Optional[float]], floor: float) -> Dict[str, float]:
+def leg_weights(kept: Mapping[str, Optional[float]], floor: float, intact_share: float = 0.0) -> Dict[str, float]:
     """Failure probabilities from the velocity kept per leg: ``max(0, 1 - kept) + floor``, normalised.
 
     :param kept: leg name -> distance covered without that leg / intact distance on the same episodes
         (None where the intact policy does not move: every leg then weighs as a total loss).
     :param floor: weight every leg gets besides its loss, so that a leg the policy survives stays in the
         draw (and is not forgotten); 0 draws only the legs it loses speed on.
-    :returns: leg name -> probability, summing to 1, in :data:`LEG_NAMES` order.
+    :param intact_share: probability of an intact episode (outcome ``none``), so that the search keeps paying
+        for the intact gait; the legs share the rest.
+    :returns: leg name (and ``none`` if ``intact_share`` > 0) -> probability, summing to 1, legs in :data:`LEG_NAMES` order.
     """
     loss = {leg: 1.0 if kept[leg] is None else max(0.0, 1.0 - float(kept[leg])) for leg in LEG_NAMES}
     weights = {leg: loss[leg] + floor for leg in LEG_NAMES}
     total = sum(weights.values())
     if total <= 0:  # the policy keeps all its speed on every leg, and floor is 0: draw the legs alike
-        return {leg: 1.0 / len(LEG_NAMES) for leg in LEG_NAMES}
-    return {leg: round(w / total, 6) for leg, w in weights.items()}
+        weights, total = dict.fromkeys(LEG_NAMES, 1.0), float(len(LEG_NAMES))
+    probs = {leg: (1.0 - intact_share) * w / total for leg, w in weights.items()}
+    if intact_share > 0:
+        probs["none"] = float(intact_share)
+    return probs
 
 
 def measure_legs(run_dir: Path, episodes: int, seed: int) -> Dict[str, Any]:
@@ -105,6 +111,9 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--generations-per-round", type=int, default=40, help="ES generations per round (default 40)")
     parser.add_argument("--floor", type=float, default=0.1,
                         help="weight every leg gets besides its loss, so the legs a policy survives stay in the draw (default 0.1)")
+    parser.add_argument("--intact-share", type=float, default=0.0,
+                        help="probability of an intact training episode (no leg fails), so the intact gait is not traded "
+                             "for three-leg ones (default 0: every episode loses a leg)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per condition of each round's evaluation (default 5)")
     parser.add_argument("--eval-seed", type=int, default=20000,
                         help="base seed of the rounds' evaluation episodes; round K uses eval-seed + 100 K (default 20000, "
@@ -118,6 +127,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}.")
     if not 0 <= args.floor <= 10:
         parser.error(f"--floor must be a number from 0 to 10; got {args.floor}.")
+    if not 0 <= args.intact_share < 1:
+        parser.error(f"--intact-share must be a probability from 0 to below 1; got {args.intact_share}.")
     start_dir = Path(args.start)
     if not (start_dir / CONFIG_FILE).is_file() or not (start_dir / CHECKPOINT_FILE).is_file():
         parser.error(f"the start run must be an ES run folder with {CONFIG_FILE} and {CHECKPOINT_FILE}; {str(start_dir)!r} is not.")
@@ -138,6 +149,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     if record and record.get("start") != str(start_dir):
         parser.error(f"{str(path)!r} belongs to a curriculum started from {record.get('start')!r}; give another --output.")
     settings = {"start": str(start_dir), "generations_per_round": args.generations_per_round, "floor": args.floor,
+                "intact_share": args.intact_share,
                 "eval_episodes": args.eval_episodes, "eval_seed": args.eval_seed, **{k: getattr(start, k) for k in
                 ("popsize", "center_learning_rate", "stdev_init", "seed")}}
     changed = [k for k, v in settings.items() if k in record.get("settings", {}) and record["settings"][k] != v]
@@ -157,7 +169,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         else:
             print(f"round {k}: evaluating {source} ({args.eval_episodes} episodes per leg)", flush=True)
             measure = measure_legs(source, args.eval_episodes, args.eval_seed + 100 * k)
-            entry = {"round": k, "measure": measure, "failure_probs": leg_weights(measure["kept"], args.floor)}
+            entry = {"round": k, "measure": measure, "failure_probs": leg_weights(measure["kept"], args.floor, args.intact_share)}
             rounds[k:] = [entry]  # a new measurement makes any later round of an older record void
             save()
         run_dir = out / f"round-{k}"

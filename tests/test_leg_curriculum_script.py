@@ -23,6 +23,10 @@ def test_leg_weights_follow_the_velocity_each_leg_loses(script):
     # floor 0 leaves a leg the policy fully survives out of the draw; nothing lost at all draws the legs alike
     assert script.leg_weights({"front_left": 0.5, "front_right": 1.0, "back_left": 1.0, "back_right": 1.0}, floor=0.0)["front_right"] == 0.0
     assert set(script.leg_weights(dict.fromkeys(probs, 1.0), floor=0.0).values()) == {0.25}
+    # an intact share keeps episodes with no failure in the draw; the legs keep their proportions in the rest
+    with_intact = script.leg_weights({"front_left": 0.0, "front_right": 1.2, "back_left": 0.5, "back_right": None}, 0.1, 0.2)
+    assert with_intact["none"] == 0.2 and sum(with_intact.values()) == pytest.approx(1.0)
+    assert {leg: p / 0.8 for leg, p in with_intact.items() if leg != "none"} == pytest.approx(probs, abs=1e-5)
 
 
 def test_rounds_train_with_the_measured_probabilities_and_resume(script, tiny_es_run, tmp_path, monkeypatch):
@@ -58,6 +62,7 @@ def test_rounds_train_with_the_measured_probabilities_and_resume(script, tiny_es
 @pytest.mark.parametrize("argv, message", [
     (["--rounds", "0"], "--rounds must be a positive integer"),
     (["--floor", "-1"], "--floor must be a number from 0 to 10"),
+    (["--intact-share", "1"], "--intact-share must be a probability from 0 to below 1"),
     (["--stdev-init", "-0.1"], "stdev_init"),
 ])
 def test_bad_settings_exit_2_and_write_nothing(script, tiny_es_run, tmp_path, capsys, argv, message):
