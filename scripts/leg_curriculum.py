@@ -152,7 +152,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                 "intact_share": args.intact_share,
                 "eval_episodes": args.eval_episodes, "eval_seed": args.eval_seed, **{k: getattr(start, k) for k in
                 ("popsize", "center_learning_rate", "stdev_init", "seed")}}
-    changed = [k for k, v in settings.items() if k in record.get("settings", {}) and record["settings"][k] != v]
+    recorded = {"intact_share": 0.0, **record.get("settings", {})}  # records made before --intact-share had none
+    changed = [k for k, v in settings.items() if k in recorded and recorded[k] != v] if record else []
     if changed:
         parser.error(f"{str(path)!r} was made with other settings ({', '.join(changed)}); give another --output or the same values.")
     out.mkdir(parents=True, exist_ok=True)
