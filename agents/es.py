@@ -462,4 +462,3 @@ __all__ = [
     "make_searcher", "searcher_center", "searcher_mean_stdev", "searcher_state", "restore_searcher_state",
     "obs_norm_state", "restore_obs_norm", "policy_with", "init_ray", "train", "train_or_resume", "write_summary",
 ]
-

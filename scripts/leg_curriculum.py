@@ -28,15 +28,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from plastic_rl.agents import es
-from plastic_rl.agents.evaluate import evaluate_run
+from plastic_rl.agents.evaluate import FAILURE_KWARGS, evaluate_run
 from plastic_rl.config import ConfigError, config_from_dict, load_yaml
 from plastic_rl.envs.quadruped import LEG_NAMES
-from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json, load_checkpoint
+from plastic_rl.runs import CHECKPOINT_FILE, CONFIG_FILE, atomic_write_json
 
 CURRICULUM_FILE = "curriculum.json"
 
@@ -93,14 +92,9 @@ def round_config(start: es.Config, source: Path, probs: Mapping[str, float], gen
     :param generations: generations of this round.
     :param seed: the round's ES seed (a new one each round, so rounds do not repeat their noise).
     """
-    env_kwargs = {k: v for k, v in start.env_kwargs.items() if k not in ("failed_legs", "failure_probs", "failure_step", "failure_step_range")}
+    env_kwargs = {k: v for k, v in start.env_kwargs.items() if k not in FAILURE_KWARGS}  # the start run's failures go
     env_kwargs.update(failed_legs="random", failure_probs=dict(probs))
     return dataclasses.replace(start, env_kwargs=env_kwargs, generations=generations, seed=seed, init_from=str(source))
-
-
-def _finished(run_dir: Path, generations: int) -> bool:
-    path = run_dir / CHECKPOINT_FILE
-    return path.is_file() and int(load_checkpoint(path)["generation"]) >= generations
 
 
 def main(argv: List[str] | None = None) -> Dict[str, Any]:
@@ -176,13 +170,9 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         run_dir = out / f"round-{k}"
         print(f"round {k}: kept {json.dumps(entry['measure']['kept'])} -> failure_probs {json.dumps(entry['failure_probs'])}", flush=True)
         config = round_config(start, source, entry["failure_probs"], args.generations_per_round, start.seed + k)
-        if not _finished(run_dir, args.generations_per_round):
-            began = time.time()
-            summary = es.train_or_resume(config, run_dir)
-            print(f"round {k}: {summary['generations']} generations, {summary['env_steps']:,} env steps, "
-                  f"{time.time() - began:.0f} s", flush=True)
-        else:
-            summary = es.train_or_resume(config, run_dir)  # finished: rewrites its summary only
+        summary = es.train_or_resume(config, run_dir)  # a finished round only gets its summary rewritten
+        print(f"round {k}: {summary['generations']} generations, {summary['env_steps']:,} env steps, "
+              f"{summary['wall_time']:.0f} s", flush=True)
         entry.update(run_dir=str(run_dir), env_steps=summary["env_steps"], wall_time=summary["wall_time"])
         save()
         source = run_dir
